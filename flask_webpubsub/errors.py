@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -18,7 +17,6 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
     Unauthorized,
 )
-from werkzeug.sansio.response import Response
 
 
 class ConfigurationError(ValueError):
@@ -47,13 +45,6 @@ class PlainTextHTTPException(HTTPException):
         self, environ: Any = None, scope: Any = None
     ) -> list[tuple[str, str]]:
         return [("Content-Type", "text/plain; charset=utf-8")]
-
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
-        response = super().get_response(environ, scope)
-        extra = getattr(self, "extra_headers", None)
-        if extra:
-            Headers.extend(response.headers, extra)
-        return response
 
 
 class InvalidEventError(PlainTextHTTPException, BadRequest):

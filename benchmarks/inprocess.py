@@ -1,0 +1,112 @@
+"""Extension overhead in-process: WSGI calls with a prebuilt environ, no server, no socket.
+
+Every event type is sent to the bare Flask route and to flask_webpubsub, alternating the two
+in each repeat (A B A B ...), and the ratio is taken per repeat, so drift on a shared machine
+cancels out.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from benchmarks.fixtures import EVENTS, PATH, UpstreamRequest
+from benchmarks.results import Metric, Table
+
+WsgiCall = Callable[[], tuple[str, bytes]]
+
+
+def prepare(app: Flask, event: UpstreamRequest) -> WsgiCall:
+    """A function that sends ``event`` through ``app`` once and returns (status, body)."""
+    headers = {k: v for k, v in event.headers.items() if k.lower() != "content-type"}
+    builder = EnvironBuilder(
+        path=PATH,
+        method="POST",
+        headers=headers,
+        data=event.body,
+        content_type=event.headers.get("Content-Type"),
+    )
+    template = builder.get_environ()
+    builder.close()
+    body = event.body
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], Any]:
+        statuses.append(status)
+        return lambda data: None
+
+    def call() -> tuple[str, bytes]:
+        environ = template.copy()
+        environ["wsgi.input"] = io.BytesIO(body)
+        result: Iterable[bytes] = app(environ, start_response)
+        try:
+            payload = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return statuses.pop(), payload
+
+    return call
+
+
+def check(call: WsgiCall, event: UpstreamRequest, contender: str) -> None:
+    """Fail loudly if a contender answers wrongly: a fast wrong answer is not a result."""
+    status, body = call()
+    code = int(status.split()[0])
+    if code != event.expected_status or (
+        event.expected_body is not None and body != event.expected_body
+    ):
+        raise AssertionError(
+            f"{contender} answered {event.name} with {status} {body[:80]!r}, "
+            f"expected {event.expected_status} {event.expected_body!r}"
+        )
+
+
+def time_per_call(call: WsgiCall, count: int) -> float:
+    """Microseconds per call over ``count`` calls."""
+    start = time.perf_counter()
+    for _ in range(count):
+        call()
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def calibrate(call: WsgiCall, seconds: float) -> int:
+    """How many calls take about ``seconds``."""
+    per_call = time_per_call(call, 200) / 1e6
+    return max(200, int(seconds / per_call))
+
+
+def run(apps: dict[str, Flask], *, repeats: int, seconds_per_sample: float) -> Table:
+    """``apps`` maps ``bare`` (the baseline) and, when importable, ``extension`` to apps."""
+    table = Table(
+        key="inprocess",
+        title="In-process: one WSGI call with a prebuilt environ",
+        metrics=[
+            Metric("ratio", "extension / bare", "x", higher_is_better=False),
+            Metric("extension_us", "flask_webpubsub", "us/request", higher_is_better=False),
+            Metric("bare_us", "bare Flask route", "us/request", higher_is_better=False),
+        ],
+    )
+    for event in EVENTS:
+        row = table.contender(event.name)
+        calls = {name: prepare(app, event) for name, app in apps.items()}
+        for name, call in calls.items():
+            if name != "bare":
+                check(call, event, name)
+        counts = {name: calibrate(call, seconds_per_sample) for name, call in calls.items()}
+        count = min(counts.values())
+        for _ in range(repeats):
+            sample = {name: time_per_call(call, count) for name, call in calls.items()}
+            for name, value in sample.items():
+                row.add(f"{name}_us", value)
+            if "extension" in sample:
+                row.add("ratio", sample["extension"] / sample["bare"])
+    if "extension" not in apps:
+        table.notes.append("flask_webpubsub was not importable: only the bare route ran.")
+    return table

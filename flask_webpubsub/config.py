@@ -1,0 +1,220 @@
+"""Every configuration key, its default and its meaning, and their resolution into settings.
+
+Settings are read once, in ``init_app``; keyword arguments of ``WebPubSub`` beat the app's
+config. A missing or malformed value fails there, with a message that names the
+key and how to fix it, and never the secret itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, InvalidConnectionStringError
+from .tokens import ServiceEndpoint, normalize_endpoint, parse_connection_string
+
+logger = logging.getLogger(__name__)
+
+#: ``WEBPUBSUB_*`` key -> (default, meaning). The README's configuration table mirrors this.
+CONFIG_KEYS: dict[str, tuple[Any, str]] = {
+    "WEBPUBSUB_CONNECTION_STRING": (
+        None,
+        "The service's connection string (Endpoint, AccessKey, optional Port).",
+    ),
+    "WEBPUBSUB_ENDPOINT": (
+        None,
+        "The service endpoint, when there is no connection string.",
+    ),
+    "WEBPUBSUB_ACCESS_KEY": (
+        None,
+        "The access key to use with WEBPUBSUB_ENDPOINT. Without one, Microsoft Entra ID is used.",
+    ),
+    "WEBPUBSUB_ACCESS_KEYS": (
+        [],
+        "More keys accepted in ce-signature (for example the secondary key, during rotation).",
+    ),
+    "WEBPUBSUB_CREDENTIAL": (
+        None,
+        "An azure-core TokenCredential for Entra ID; defaults to DefaultAzureCredential.",
+    ),
+    "WEBPUBSUB_HUB": (None, "The default hub (required)."),
+    "WEBPUBSUB_EVENT_HANDLER_PATH": ("/eventhandler", "Where the service sends events."),
+    "WEBPUBSUB_NEGOTIATE_PATH": ("/negotiate", "The negotiate route; None turns it off."),
+    "WEBPUBSUB_ALLOWED_ORIGINS": (
+        None,
+        "Hosts allowed to send events (abuse protection); the endpoint's host by default, "
+        "or ['*'].",
+    ),
+    "WEBPUBSUB_VERIFY_SIGNATURE": (
+        None,
+        "None: verify ce-signature whenever a key is known. False turns verification off.",
+    ),
+    "WEBPUBSUB_MAX_BODY_BYTES": (
+        1024 * 1024 + 64 * 1024,
+        "Largest event body accepted (413 above it); the service's limit is 1 MiB.",
+    ),
+}
+
+_HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+
+
+def validate_hub_name(name: str) -> str:
+    """A hub name starts with a letter and has only letters, digits and underscores."""
+    if not isinstance(name, str) or not _HUB_NAME.match(name):
+        raise ConfigurationError(
+            f"invalid hub name {name!r}: use a letter followed by letters, digits or underscores"
+        )
+    return name
+
+
+def origin_host(origin: str) -> str:
+    """The lower-case host of an origin given as a host, ``host:port`` or a URL."""
+    origin = origin.strip()
+    if "://" not in origin:
+        origin = "//" + origin
+    try:
+        return (urlsplit(origin).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one app."""
+
+    hub: str
+    endpoint: ServiceEndpoint
+    #: Keys that ce-signature may be made with (the access key first). Never in ``repr``.
+    signature_keys: tuple[str, ...] = field(repr=False)
+    verify_signature: bool
+    #: Lower-case hosts; ``("*",)`` allows any.
+    allowed_origins: tuple[str, ...]
+    event_handler_path: str
+    negotiate_path: str | None
+    max_body_bytes: int
+    credential: Any = field(default=None, repr=False)
+
+    @property
+    def access_key(self) -> str | None:
+        """The key tokens are signed with, or None with Microsoft Entra ID."""
+        return self.endpoint.access_key
+
+
+def _path(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigurationError(f"{key} must be a path starting with '/', not {value!r}")
+    return value.rstrip("/") or "/"
+
+
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+def resolve_settings(config: Mapping[str, Any]) -> Settings:
+    """Turn ``WEBPUBSUB_*`` values into :class:`Settings`, or raise :class:`ConfigurationError`."""
+    hub = config.get("WEBPUBSUB_HUB")
+    if not hub:
+        raise ConfigurationError(
+            "WEBPUBSUB_HUB is not set: set it to the hub name your clients connect to"
+        )
+    validate_hub_name(hub)
+
+    connection_string = config.get("WEBPUBSUB_CONNECTION_STRING")
+    endpoint_url = config.get("WEBPUBSUB_ENDPOINT")
+    access_key = config.get("WEBPUBSUB_ACCESS_KEY")
+    endpoint: ServiceEndpoint
+    if connection_string:
+        if not isinstance(connection_string, str):
+            raise ConfigurationError("WEBPUBSUB_CONNECTION_STRING must be a string")
+        try:
+            endpoint = parse_connection_string(connection_string)
+        except InvalidConnectionStringError as exc:
+            raise InvalidConnectionStringError(
+                f"WEBPUBSUB_CONNECTION_STRING is invalid: {exc}. Copy it from the Keys page of "
+                "your Web PubSub resource (Endpoint=https://<name>.webpubsub.azure.com;"
+                "AccessKey=<key>;Version=1.0;)"
+            ) from None
+    elif endpoint_url:
+        if not isinstance(endpoint_url, str):
+            raise ConfigurationError("WEBPUBSUB_ENDPOINT must be a string")
+        try:
+            url = normalize_endpoint(endpoint_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"WEBPUBSUB_ENDPOINT is invalid: {exc}") from None
+        if access_key is not None and (not isinstance(access_key, str) or not access_key):
+            raise ConfigurationError("WEBPUBSUB_ACCESS_KEY must be a non-empty string")
+        endpoint = ServiceEndpoint(url, access_key or None)
+    else:
+        raise ConfigurationError(
+            "set WEBPUBSUB_CONNECTION_STRING (or WEBPUBSUB_ENDPOINT, with WEBPUBSUB_ACCESS_KEY or "
+            "Microsoft Entra ID) to your Web PubSub resource; for local development run "
+            "`flask webpubsub emulator`, which prints a connection string"
+        )
+
+    extra_keys = _strings(config.get("WEBPUBSUB_ACCESS_KEYS"), "WEBPUBSUB_ACCESS_KEYS")
+    keys = tuple(dict.fromkeys(k for k in (endpoint.access_key, *extra_keys) if k))
+
+    verify = config.get("WEBPUBSUB_VERIFY_SIGNATURE")
+    if verify not in (None, True, False):
+        raise ConfigurationError("WEBPUBSUB_VERIFY_SIGNATURE must be None, True or False")
+    if verify is True and not keys:
+        raise ConfigurationError(
+            "WEBPUBSUB_VERIFY_SIGNATURE is True but no access key is known: add the keys to "
+            "WEBPUBSUB_ACCESS_KEYS"
+        )
+    if verify is False:
+        logger.warning(
+            "WEBPUBSUB_VERIFY_SIGNATURE is False: upstream requests are not authenticated. "
+            "Anyone who can reach the event handler URL can send events as any user."
+        )
+    elif not keys:
+        logger.warning(
+            "No access key is known, so ce-signature is not verified: protect the event handler "
+            "with Microsoft Entra ID authentication in the hub settings, or add the keys to "
+            "WEBPUBSUB_ACCESS_KEYS."
+        )
+
+    origins = config.get("WEBPUBSUB_ALLOWED_ORIGINS")
+    allowed: tuple[str, ...]
+    if origins is None:
+        allowed = (endpoint.host,)
+    else:
+        allowed = tuple("*" if o.strip() == "*" else origin_host(o) for o in
+                        _strings(origins, "WEBPUBSUB_ALLOWED_ORIGINS"))
+        if not allowed or not all(allowed):
+            raise ConfigurationError(
+                "WEBPUBSUB_ALLOWED_ORIGINS must list hosts such as 'x.webpubsub.azure.com', or '*'"
+            )
+        if "*" in allowed:
+            allowed = ("*",)
+
+    negotiate_path = config.get("WEBPUBSUB_NEGOTIATE_PATH", "/negotiate")
+    max_body = config.get("WEBPUBSUB_MAX_BODY_BYTES")
+    if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
+        raise ConfigurationError("WEBPUBSUB_MAX_BODY_BYTES must be a positive number of bytes")
+
+    return Settings(
+        hub=hub,
+        endpoint=endpoint,
+        signature_keys=keys,
+        verify_signature=bool(keys) and verify is not False,
+        allowed_origins=allowed,
+        event_handler_path=_path(
+            config.get("WEBPUBSUB_EVENT_HANDLER_PATH"), "WEBPUBSUB_EVENT_HANDLER_PATH"
+        ),
+        negotiate_path=None
+        if negotiate_path is None
+        else _path(negotiate_path, "WEBPUBSUB_NEGOTIATE_PATH"),
+        max_body_bytes=max_body,
+        credential=config.get("WEBPUBSUB_CREDENTIAL"),
+    )

@@ -1,0 +1,208 @@
+"""Typed Web PubSub events and the replies handlers give.
+
+Every event carries its connection's context (hub, connection id, user, state ...). Blocking
+events (:class:`ConnectEvent`, :class:`UserEvent`) are answered by the handler's return value;
+the others are notifications.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
+
+#: A value that JSON can represent.
+JsonValue: TypeAlias = "dict[str, Any] | list[Any] | str | int | float | bool | None"
+#: How a user event's payload, or a reply, is typed on the wire.
+DataType = Literal["text", "json", "binary"]
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate the service received during the TLS handshake."""
+
+    thumbprint: str
+    content: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MqttUserProperty:
+    """One MQTT 5 user property."""
+
+    name: str
+    value: str
+
+
+@dataclass
+class MqttProperties:
+    """What every event of an MQTT client carries besides the common context."""
+
+    physical_connection_id: str
+    #: The MQTT session; sent on every event but ``connect``.
+    session_id: str | None = None
+
+
+@dataclass
+class MqttConnectProperties(MqttProperties):
+    """The MQTT CONNECT packet's properties."""
+
+    protocol_version: int = 4
+    username: str | None = None
+    password: bytes | None = field(default=None, repr=False)
+    user_properties: list[MqttUserProperty] = field(default_factory=list)
+
+
+@dataclass
+class MqttMessageProperties(MqttProperties):
+    """MQTT 5 user properties of a PUBLISH packet, from the ``mqtt-<name>`` headers."""
+
+    user_properties: list[MqttUserProperty] = field(default_factory=list)
+
+
+@dataclass
+class MqttDisconnectProperties(MqttProperties):
+    """How an MQTT client went away."""
+
+    initiated_by_client: bool | None = None
+    disconnect_packet: dict[str, Any] | None = None
+
+
+@dataclass(eq=False)
+class WebPubSubEvent:
+    """The context every Web PubSub event carries."""
+
+    #: The hub name, as the service sent it (lower case).
+    hub: str
+    connection_id: str
+    #: ``connect``, ``connected``, ``disconnected``, ``joined``, ``left`` or the user event name.
+    event_name: str
+    #: The full CloudEvents type, such as ``azure.webpubsub.user.message``.
+    type: str
+    #: None for anonymous connections.
+    user_id: str | None = None
+    subprotocol: str | None = None
+    #: The connection state. Blocking handlers may change it; the service keeps the change.
+    state: dict[str, Any] = field(default_factory=dict)
+    #: The service host that sent the event.
+    origin: str | None = None
+    #: The CloudEvents ``id`` and ``time`` attributes.
+    id: str | None = None
+    time: str | None = None
+    #: For MQTT clients only.
+    mqtt: MqttProperties | None = None
+    _attributes: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_mqtt(self) -> bool:
+        """Whether the client connected over MQTT."""
+        return self.mqtt is not None
+
+    def _cloudevent_data(self) -> Any:
+        return None
+
+    @cached_property
+    def cloudevent(self) -> CloudEvent:
+        """This event as a ``cloudevents`` SDK event, for other CloudEvents tooling.
+
+        Built on first access; its attributes are exactly the ``ce-*`` headers that arrived.
+        """
+        from cloudevents.http import CloudEvent
+
+        return CloudEvent(dict(self._attributes), self._cloudevent_data())
+
+
+@dataclass(eq=False)
+class ConnectEvent(WebPubSubEvent):
+    """A client asks to connect: accept (return a :class:`ConnectResponse` or None) or ``abort``."""
+
+    claims: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    query: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    headers: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    subprotocols: list[str] = field(default_factory=list)
+    client_certificates: list[ClientCertificate] = field(default_factory=list, repr=False)
+    mqtt: MqttConnectProperties | None = None
+    _body: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _cloudevent_data(self) -> Any:
+        return self._body
+
+
+@dataclass(eq=False)
+class ConnectedEvent(WebPubSubEvent):
+    """The client is connected."""
+
+
+@dataclass(eq=False)
+class UserEvent(WebPubSubEvent):
+    """A message from a client; the handler's return value is the reply to it."""
+
+    #: ``str`` for text, the decoded value for JSON, ``bytes`` for anything else.
+    data: JsonValue | bytes = None
+    data_type: DataType = "binary"
+    #: The media type the payload arrived with, without parameters.
+    content_type: str = "application/octet-stream"
+    mqtt: MqttMessageProperties | None = None
+
+    def _cloudevent_data(self) -> Any:
+        return self.data
+
+
+@dataclass(eq=False)
+class DisconnectedEvent(WebPubSubEvent):
+    """The client is gone."""
+
+    reason: str | None = None
+    mqtt: MqttDisconnectProperties | None = None
+
+    def _cloudevent_data(self) -> Any:
+        return {"reason": self.reason}
+
+
+@dataclass(eq=False)
+class GroupEvent(WebPubSubEvent):
+    """A connection joined or left a group."""
+
+    group: str = ""
+
+    def _cloudevent_data(self) -> Any:
+        return {"group": self.group}
+
+
+@dataclass(eq=False)
+class GroupJoinedEvent(GroupEvent):
+    """A connection joined a group (``azure.webpubsub.gp.joined``)."""
+
+
+@dataclass(eq=False)
+class GroupLeftEvent(GroupEvent):
+    """A connection left a group (``azure.webpubsub.gp.left``)."""
+
+
+@dataclass(frozen=True)
+class ConnectResponse:
+    """Accept a connection, setting who it is and where it belongs. Every field is optional."""
+
+    user_id: str | None = None
+    groups: Sequence[str] | None = None
+    roles: Sequence[str] | None = None
+    #: Must be one of :attr:`ConnectEvent.subprotocols`.
+    subprotocol: str | None = None
+    #: MQTT 5 user properties sent back in the CONNACK packet.
+    mqtt_user_properties: Sequence[MqttUserProperty] | None = None
+
+
+@dataclass(frozen=True)
+class UserEventResponse:
+    """An explicit reply to a user event, for when the Python type does not say the wire type.
+
+    ``UserEventResponse("hi", data_type="json")`` replies with the JSON string ``"hi"``;
+    ``UserEventResponse(b'{"a":1}', data_type="json")`` sends already-encoded JSON as it is;
+    ``UserEventResponse({"a": 1})`` is the same as returning the dict.
+    """
+
+    data: JsonValue | bytes
+    data_type: DataType | None = None

@@ -1,0 +1,568 @@
+"""The upstream protocol without a web framework: headers and body in, typed events out, and
+handler results in, exact replies out.
+
+The extension's views, the testing helpers and the emulator all go through these functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from .errors import InvalidEventError, InvalidStateError
+from .events import (
+    ClientCertificate,
+    ConnectedEvent,
+    ConnectEvent,
+    ConnectResponse,
+    DataType,
+    DisconnectedEvent,
+    GroupJoinedEvent,
+    GroupLeftEvent,
+    MqttConnectProperties,
+    MqttDisconnectProperties,
+    MqttMessageProperties,
+    MqttProperties,
+    MqttUserProperty,
+    UserEvent,
+    UserEventResponse,
+    WebPubSubEvent,
+)
+from .state import decode_state, encode_state
+
+logger = logging.getLogger(__name__)
+
+TYPE_PREFIX = "azure.webpubsub."
+CONNECT = "azure.webpubsub.sys.connect"
+CONNECTED = "azure.webpubsub.sys.connected"
+DISCONNECTED = "azure.webpubsub.sys.disconnected"
+USER_PREFIX = "azure.webpubsub.user."
+GROUP_JOINED = "azure.webpubsub.gp.joined"
+GROUP_LEFT = "azure.webpubsub.gp.left"
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+BINARY_CONTENT_TYPE = "application/octet-stream"
+
+# MQTT 3.1.1 CONNACK return codes and MQTT 5 reason codes for a rejection status.
+_MQTT_CODES = {
+    4: {400: 4, 401: 5, 403: 5},
+    5: {400: 134, 401: 135, 403: 135},
+}
+_MQTT_OTHER_4XX = {4: 5, 5: 135}
+_MQTT_SERVER_ERROR = {4: 3, 5: 128}
+
+
+class HeaderSource(Protocol):
+    """Case-insensitive request headers, as werkzeug's ``Headers`` provides them."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+class Reply(NamedTuple):
+    """An HTTP reply for the service: status, content type (None for no body) and body."""
+
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+NO_CONTENT = Reply(204, None, b"")
+EMPTY_OK = Reply(200, None, b"")
+
+
+def clip(value: str) -> str:
+    """A header value quoted for an error message, cut to a readable length."""
+    return repr(value if len(value) <= 80 else value[:80] + "...")
+
+
+def required_header(headers: HeaderSource, name: str) -> str:
+    """The value of a required ``ce-*`` header; a 400 when it is missing or empty."""
+    value = headers.get(name)
+    if not value or not value.strip():
+        raise InvalidEventError(f"Missing required header {name}.")
+    return value.strip()
+
+
+def is_mqtt(headers: HeaderSource) -> bool:
+    """Whether the request is from an MQTT client."""
+    subprotocol = headers.get("ce-subprotocol")
+    return bool(
+        subprotocol and "mqtt" in subprotocol.lower() and headers.get("ce-physicalConnectionId")
+    )
+
+
+def read_state(headers: HeaderSource) -> dict[str, Any]:
+    """The connection state; an invalid header is logged and read as the empty state."""
+    try:
+        return decode_state(headers.get("ce-connectionState"))
+    except InvalidStateError as exc:
+        logger.warning("Ignoring the ce-connectionState header: %s.", exc)
+        return {}
+
+
+def parse_event(headers: HeaderSource, body: bytes) -> WebPubSubEvent | None:
+    """Parse an upstream POST into a typed event.
+
+    Returns None for a ``sys`` or ``gp`` event type this version does not know (the service may
+    add some). Raises :class:`InvalidEventError` (400) with a one-line reason for a request that
+    is not a well-formed Web PubSub event. The signature must be verified before calling this.
+    """
+    ce_type = required_header(headers, "ce-type")
+    if not ce_type.startswith(TYPE_PREFIX):
+        raise InvalidEventError(f"Unsupported ce-type {clip(ce_type)}: not a Web PubSub event.")
+    context: dict[str, Any] = {
+        "hub": required_header(headers, "ce-hub"),
+        "connection_id": required_header(headers, "ce-connectionId"),
+        "type": ce_type,
+        "user_id": headers.get("ce-userId") or None,
+        "subprotocol": headers.get("ce-subprotocol") or None,
+        "state": read_state(headers),
+        "origin": headers.get("WebHook-Request-Origin"),
+        "id": headers.get("ce-id"),
+        "time": headers.get("ce-time"),
+        "_attributes": _CloudEventAttributes(headers),
+    }
+    mqtt = is_mqtt(headers)
+
+    if ce_type.startswith(USER_PREFIX):
+        name = ce_type[len(USER_PREFIX) :]
+        if not name:
+            raise InvalidEventError("Missing user event name in ce-type.")
+        content_type = headers.get("Content-Type")
+        data, data_type, media_type = decode_payload(body, content_type)
+        return UserEvent(
+            event_name=name,
+            data=data,
+            data_type=data_type,
+            content_type=media_type,
+            mqtt=MqttMessageProperties(
+                **_mqtt_context(headers), user_properties=_mqtt_header_properties(headers)
+            )
+            if mqtt
+            else None,
+            **context,
+        )
+    if ce_type == CONNECT:
+        return _parse_connect(body, context, headers if mqtt else None)
+    if ce_type == CONNECTED:
+        return ConnectedEvent(
+            event_name="connected",
+            mqtt=MqttProperties(**_mqtt_context(headers)) if mqtt else None,
+            **context,
+        )
+    if ce_type == DISCONNECTED:
+        fields = _notification_body(body, ce_type)
+        reason = fields.get("reason")
+        mqtt_fields = fields.get("mqtt")
+        if not isinstance(mqtt_fields, dict):
+            mqtt_fields = {}
+        return DisconnectedEvent(
+            event_name="disconnected",
+            reason=reason if isinstance(reason, str) else None,
+            mqtt=MqttDisconnectProperties(
+                **_mqtt_context(headers),
+                initiated_by_client=_optional(mqtt_fields.get("initiatedByClient"), bool),
+                disconnect_packet=_optional(mqtt_fields.get("disconnectPacket"), dict),
+            )
+            if mqtt
+            else None,
+            **context,
+        )
+    if ce_type in (GROUP_JOINED, GROUP_LEFT):
+        group = _notification_body(body, ce_type).get("group")
+        event_class = GroupJoinedEvent if ce_type == GROUP_JOINED else GroupLeftEvent
+        return event_class(
+            event_name=ce_type.rsplit(".", 1)[1],
+            group=group if isinstance(group, str) else "",
+            mqtt=MqttProperties(**_mqtt_context(headers)) if mqtt else None,
+            **context,
+        )
+    if ce_type.startswith(("azure.webpubsub.sys.", "azure.webpubsub.gp.")):
+        return None
+    raise InvalidEventError(f"Unsupported ce-type {clip(ce_type)}.")
+
+
+class _CloudEventAttributes(Mapping[str, str]):
+    """The ``ce-*`` headers as CloudEvents attributes, read only when somebody asks."""
+
+    def __init__(self, headers: HeaderSource) -> None:
+        self._headers = headers
+
+    def _read(self) -> dict[str, str]:
+        items: Any = getattr(self._headers, "items", lambda: ())()
+        return {
+            name[3:].lower(): value for name, value in items if name.lower().startswith("ce-")
+        }
+
+    def __getitem__(self, key: str) -> str:
+        return self._read()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return value if isinstance(value, kind) else None
+
+
+def _mqtt_context(headers: HeaderSource) -> dict[str, Any]:
+    return {
+        "physical_connection_id": headers.get("ce-physicalConnectionId") or "",
+        "session_id": headers.get("ce-sessionId") or None,
+    }
+
+
+def _mqtt_header_properties(headers: HeaderSource) -> list[MqttUserProperty]:
+    items: Any = getattr(headers, "items", lambda: ())()
+    return [
+        MqttUserProperty(name[5:], value)
+        for name, value in items
+        if name.lower().startswith("mqtt-")
+    ]
+
+
+def _notification_body(body: bytes, ce_type: str) -> dict[str, Any]:
+    """A notification's JSON body; a malformed one is logged, never an error."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        logger.warning("Ignoring the malformed body of a %s event.", ce_type)
+        return {}
+    if not isinstance(value, dict):
+        logger.warning("Ignoring the body of a %s event: not a JSON object.", ce_type)
+        return {}
+    return value
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidEventError(f"The {what} body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise InvalidEventError(f"The {what} body must be a JSON object.")
+    return value
+
+
+def _string_lists(value: Any, name: str) -> dict[str, list[str]]:
+    """``{name: [values]}``; a lone string value is read as a one-item list."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEventError(f"The connect body's {name} must be an object.")
+    result: dict[str, list[str]] = {}
+    for key, values in value.items():
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidEventError(f"The connect body's {name} values must be lists of strings.")
+        result[key] = values
+    return result
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidEventError(f"The connect body's {name} must be a list of strings.")
+    return value
+
+
+def _user_properties(value: Any) -> list[MqttUserProperty]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("value"), str)
+        for p in value
+    ):
+        raise InvalidEventError("MQTT userProperties must be a list of {name, value} strings.")
+    return [MqttUserProperty(p["name"], p["value"]) for p in value]
+
+
+def _parse_connect(
+    body: bytes, context: dict[str, Any], mqtt_headers: HeaderSource | None
+) -> ConnectEvent:
+    fields = _json_object(body, "connect")
+    certificates = fields.get("clientCertificates") or []
+    if not isinstance(certificates, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("thumbprint"), str) for c in certificates
+    ):
+        raise InvalidEventError("The connect body's clientCertificates must be a list of objects.")
+    mqtt = None
+    if mqtt_headers is not None:
+        mqtt_fields = fields.get("mqtt") or {}
+        if not isinstance(mqtt_fields, dict):
+            raise InvalidEventError("The connect body's mqtt must be an object.")
+        version = mqtt_fields.get("protocolVersion", 4)
+        if version not in (3, 4, 5) or isinstance(version, bool):
+            raise InvalidEventError("The connect body's mqtt.protocolVersion must be 4 or 5.")
+        password = mqtt_fields.get("password")
+        if password is not None:
+            try:
+                password = base64.b64decode(password, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise InvalidEventError("The connect body's mqtt.password is not base64.") from None
+        username = mqtt_fields.get("username")
+        mqtt = MqttConnectProperties(
+            **_mqtt_context(mqtt_headers),
+            protocol_version=version,
+            username=username if isinstance(username, str) else None,
+            password=password,
+            user_properties=_user_properties(mqtt_fields.get("userProperties")),
+        )
+    return ConnectEvent(
+        event_name="connect",
+        claims=_string_lists(fields.get("claims"), "claims"),
+        query=_string_lists(fields.get("query"), "query"),
+        headers=_string_lists(fields.get("headers"), "headers"),
+        subprotocols=_strings(fields.get("subprotocols"), "subprotocols"),
+        client_certificates=[
+            ClientCertificate(c["thumbprint"], str(c.get("content", ""))) for c in certificates
+        ],
+        mqtt=mqtt,
+        _body=fields,
+        **context,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type into its lower-case media type and its parameters."""
+    if not content_type:
+        return BINARY_CONTENT_TYPE, {}
+    media_type, *params = content_type.split(";")
+    parameters = {}
+    for param in params:
+        name, _, value = param.partition("=")
+        parameters[name.strip().lower()] = value.strip().strip('"')
+    return media_type.strip().lower() or BINARY_CONTENT_TYPE, parameters
+
+
+def _charset(parameters: dict[str, str]) -> str:
+    charset = parameters.get("charset") or "utf-8"
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        raise InvalidEventError(f"Unsupported charset {clip(charset)}.") from None
+
+
+def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType, str]:
+    """Decode a user event payload by its Content-Type: ``(data, data_type, media_type)``.
+
+    ``text/plain`` becomes ``str`` (charset parameter, UTF-8 by default), ``application/json``
+    the decoded JSON value, anything else ``bytes`` untouched.
+    """
+    media_type, parameters = parse_media_type(content_type)
+    if media_type == "text/plain":
+        try:
+            return body.decode(_charset(parameters)), "text", media_type
+        except UnicodeDecodeError:
+            raise InvalidEventError("The text payload does not match its charset.") from None
+    if media_type == "application/json":
+        try:
+            text = body.decode(_charset(parameters))
+            return json.loads(text, parse_constant=_reject_constant), "json", media_type
+        except UnicodeDecodeError:
+            raise InvalidEventError("The JSON payload does not match its charset.") from None
+        except (ValueError, RecursionError):
+            raise InvalidEventError("The JSON payload is not valid JSON.") from None
+    return body, "binary", media_type
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as the service expects it. Raises ``TypeError``/``ValueError``."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+_JSON_TYPES = (dict, list, int, float, bool)
+
+
+def encode_user_event_reply(value: Any) -> Reply:
+    """The reply for a user event handler's return value.
+
+    ``str`` -> text, ``bytes`` -> binary, dict/list/number/bool -> JSON, None -> 204, or an
+    explicit :class:`UserEventResponse`. Anything else raises ``TypeError``.
+    """
+    if value is None:
+        return NO_CONTENT
+    data_type: DataType | None = None
+    if isinstance(value, UserEventResponse):
+        value, data_type = value.data, value.data_type
+    if data_type is None:
+        if isinstance(value, str):
+            data_type = "text"
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            data_type = "binary"
+        elif isinstance(value, _JSON_TYPES):
+            data_type = "json"
+        else:
+            raise TypeError(
+                f"a user event handler returned {type(value).__name__}; return str (text), "
+                "bytes (binary), a dict, list, number or bool (JSON), a UserEventResponse, "
+                "or None for no reply"
+            )
+    if data_type == "json":
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return Reply(200, JSON_CONTENT_TYPE, bytes(value))
+        return Reply(200, JSON_CONTENT_TYPE, encode_json(value))
+    if data_type == "text":
+        if not isinstance(value, str):
+            raise TypeError(f"a text reply must be str, not {type(value).__name__}")
+        return Reply(200, TEXT_CONTENT_TYPE, value.encode())
+    if data_type == "binary":
+        if isinstance(value, str):
+            raise TypeError("a binary reply must be bytes, not str")
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a binary reply must be bytes, not {type(value).__name__}")
+        return Reply(200, BINARY_CONTENT_TYPE, bytes(value))
+    raise TypeError(f"unknown data_type {data_type!r}: use 'text', 'json' or 'binary'")
+
+
+def _string_sequence(value: Any, name: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"ConnectResponse.{name} must be a list of strings, not {value!r}")
+    if not all(isinstance(item, str) for item in value):
+        raise TypeError(f"ConnectResponse.{name} must contain only strings")
+    return list(value)
+
+
+def encode_connect_reply(value: Any, requested_subprotocols: Sequence[str] = ()) -> Reply:
+    """The reply for a connect handler's return value (a :class:`ConnectResponse` or None).
+
+    Raises ``TypeError``/``ValueError`` for a value the service could not use.
+    """
+    if value is None:
+        return NO_CONTENT
+    if not isinstance(value, ConnectResponse):
+        raise TypeError(
+            f"a connect handler returned {type(value).__name__}; return a ConnectResponse, "
+            "None to accept as is, or abort() to reject"
+        )
+    body: dict[str, Any] = {}
+    if value.user_id is not None:
+        if not isinstance(value.user_id, str):
+            raise TypeError("ConnectResponse.user_id must be a string")
+        body["userId"] = value.user_id
+    if value.groups is not None:
+        body["groups"] = _string_sequence(value.groups, "groups")
+    if value.roles is not None:
+        body["roles"] = _string_sequence(value.roles, "roles")
+    if value.subprotocol is not None:
+        if value.subprotocol not in requested_subprotocols:
+            raise ValueError(
+                f"ConnectResponse.subprotocol {value.subprotocol!r} is not one the client asked "
+                f"for ({list(requested_subprotocols)!r})"
+            )
+        body["subprotocol"] = value.subprotocol
+    if value.mqtt_user_properties is not None:
+        body["mqtt"] = {
+            "userProperties": [
+                {"name": p.name, "value": p.value} for p in value.mqtt_user_properties
+            ]
+        }
+    if not body:
+        return NO_CONTENT
+    return Reply(200, JSON_CONTENT_TYPE, encode_json(body))
+
+
+def decode_connect_reply(body: bytes) -> ConnectResponse:
+    """Read a connect reply body as the service does (for the emulator and the test helpers).
+
+    Raises ``ValueError`` when the body is not a connect reply.
+    """
+    if not body.strip():
+        return ConnectResponse()
+    value = json.loads(body)
+    if not isinstance(value, dict):
+        raise ValueError("a connect reply must be a JSON object")
+
+    def strings(name: str) -> list[str] | None:
+        items = value.get(name)
+        if items is None:
+            return None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"a connect reply's {name} must be a list of strings")
+        return items
+
+    user_id = value.get("userId")
+    subprotocol = value.get("subprotocol")
+    if user_id is not None and not isinstance(user_id, str):
+        raise ValueError("a connect reply's userId must be a string")
+    if subprotocol is not None and not isinstance(subprotocol, str):
+        raise ValueError("a connect reply's subprotocol must be a string")
+    mqtt = value.get("mqtt")
+    properties = None
+    if isinstance(mqtt, dict) and isinstance(mqtt.get("userProperties"), list):
+        properties = [
+            MqttUserProperty(str(p.get("name")), str(p.get("value")))
+            for p in mqtt["userProperties"]
+            if isinstance(p, dict)
+        ]
+    return ConnectResponse(
+        user_id=user_id,
+        groups=strings("groups"),
+        roles=strings("roles"),
+        subprotocol=subprotocol,
+        mqtt_user_properties=properties,
+    )
+
+
+def mqtt_code(status: int, protocol_version: int) -> int:
+    """The MQTT CONNACK code for a rejection status (3.1.1 return code or 5 reason code)."""
+    version = 5 if protocol_version >= 5 else 4
+    if status >= 500:
+        return _MQTT_SERVER_ERROR[version]
+    return _MQTT_CODES[version].get(status, _MQTT_OTHER_4XX[version])
+
+
+def encode_connect_rejection(
+    status: int,
+    reason: str,
+    mqtt: MqttConnectProperties | None = None,
+    explicit_mqtt_code: int | None = None,
+) -> Reply:
+    """The reply that rejects a connection: the reason as text, or the MQTT JSON form."""
+    if mqtt is None:
+        return Reply(status, TEXT_CONTENT_TYPE, reason.encode())
+    code = (
+        explicit_mqtt_code
+        if explicit_mqtt_code is not None
+        else mqtt_code(status, mqtt.protocol_version)
+    )
+    return Reply(status, JSON_CONTENT_TYPE, encode_json({"mqtt": {"code": code, "reason": reason}}))
+
+
+def state_header(original: str | None, state: Mapping[str, Any]) -> str | None:
+    """The ``ce-connectionState`` value for a reply, given the header the request carried.
+
+    None when the handler left the state as it was (the service keeps it), else the whole new
+    state, which is the empty object when the handler cleared it. Raises ``TypeError`` or
+    ``ValueError`` when the new state cannot be encoded as JSON.
+    """
+    if not original:
+        return encode_state(state) if state else None
+    try:
+        initial = decode_state(original)
+    except InvalidStateError:
+        initial = {}
+    if state == initial:
+        return None
+    return encode_state(state)

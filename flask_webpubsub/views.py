@@ -1,0 +1,224 @@
+"""The routes: the upstream event handler (OPTIONS and POST) and negotiate.
+
+Thin adapters between Flask and :mod:`flask_webpubsub.protocol`; the whole upstream path reads
+top to bottom in :func:`handle_event`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from . import protocol
+from .config import Settings, origin_host
+from .errors import (
+    ConnectRejection,
+    InvalidOriginError,
+    PayloadTooLargeError,
+    SignatureError,
+    UnknownHubError,
+)
+from .events import ConnectEvent, UserEvent, WebPubSubEvent
+from .extension import EXTENSION_KEY, Hub, WebPubSubState
+from .negotiate import NegotiateOptions, client_access, logged_in_user_id
+from .signature import verify
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+_ORIGIN_SEPARATORS = re.compile(r"[,\s]+")
+_GENERIC_ERROR = "Internal server error."
+
+
+def create_blueprint(settings: Settings) -> Blueprint:
+    """The extension's routes, at the paths one app's settings name."""
+    blueprint = Blueprint("webpubsub", __name__)
+    path = settings.event_handler_path
+    for rule in (path, path.rstrip("/") + "/<path:subpath>"):
+        blueprint.add_url_rule(rule, "event_handler", event_handler, methods=["OPTIONS", "POST"])
+    if settings.negotiate_path is not None:
+        blueprint.add_url_rule(settings.negotiate_path, "negotiate", negotiate, methods=["GET"])
+    return blueprint
+
+
+def _state() -> WebPubSubState:
+    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+def _reply(reply: protocol.Reply, state_value: str | None = None) -> Response:
+    response = current_app.response_class(reply.body, status=reply.status)
+    if reply.content_type is None:
+        del response.headers["Content-Type"]
+    else:
+        response.headers["Content-Type"] = reply.content_type
+    if state_value is not None:
+        response.headers["ce-connectionState"] = state_value
+    return response
+
+
+def event_handler(subpath: str | None = None) -> Response:
+    state = _state()
+    if request.method == "OPTIONS":
+        return abuse_protection(state.settings)
+    return handle_event(state)
+
+
+# An attribute of the view function, so Flask answers OPTIONS through the view itself.
+event_handler.provide_automatic_options = False  # type: ignore[attr-defined]
+
+
+def abuse_protection(settings: Settings) -> Response:
+    """Answer the service's OPTIONS check (PROTOCOL.md section 1)."""
+    header = request.headers.get("WebHook-Request-Origin")
+    origins = [o for o in _ORIGIN_SEPARATORS.split(header or "") if o]
+    if not origins:
+        raise InvalidOriginError("Missing WebHook-Request-Origin header.")
+    response = _reply(protocol.EMPTY_OK)
+    if settings.allowed_origins == ("*",):
+        response.headers["WebHook-Allowed-Origin"] = "*"
+        return response
+    for origin in origins:
+        if origin_host(origin) in settings.allowed_origins:
+            response.headers["WebHook-Allowed-Origin"] = origin
+            return response
+    raise InvalidOriginError(f"Origin {protocol.clip(origins[0])} is not allowed.")
+
+
+def handle_event(state: WebPubSubState) -> Response:
+    """Verify, parse and dispatch one event, and reply as the service expects."""
+    settings = state.settings
+    headers = request.headers
+    connection_id = protocol.required_header(headers, "ce-connectionId")
+    if settings.verify_signature and not verify(
+        connection_id, headers.getlist("ce-signature"), settings.signature_keys
+    ):
+        logger.warning(
+            "Rejected an event for connection %r: ce-signature matches no access key.",
+            connection_id[:64],
+        )
+        raise SignatureError()
+    hub_name = protocol.required_header(headers, "ce-hub")
+    protocol.required_header(headers, "ce-type")
+    hub = state.find_hub(hub_name)
+    if hub is None:
+        raise UnknownHubError(f"No handlers for hub {protocol.clip(hub_name)}.")
+
+    request.max_content_length = settings.max_body_bytes
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLargeError(
+            f"The body is larger than {settings.max_body_bytes} bytes."
+        ) from None
+    event = protocol.parse_event(headers, body)
+    if event is None:
+        logger.info("Ignored an event of unknown type %r.", headers.get("ce-type"))
+        return _reply(protocol.EMPTY_OK)
+
+    if isinstance(event, UserEvent):
+        return _blocking(event, hub.user_event_handler(event.event_name), _user_event_reply)
+    if isinstance(event, ConnectEvent):
+        return _blocking(event, hub.connect_handler, _connect_reply)
+    _notify(event, _notification_handler(hub, event.type))
+    return _reply(protocol.EMPTY_OK)
+
+
+def _notification_handler(hub: Hub, ce_type: str) -> Callable[..., Any] | None:
+    if ce_type == protocol.CONNECTED:
+        return hub.connected_handler
+    if ce_type == protocol.DISCONNECTED:
+        return hub.disconnected_handler
+    if ce_type == protocol.GROUP_JOINED:
+        return hub.group_joined_handler
+    return hub.group_left_handler
+
+
+def _user_event_reply(event: Any, result: Any) -> protocol.Reply:
+    return protocol.encode_user_event_reply(result)
+
+
+def _connect_reply(event: Any, result: Any) -> protocol.Reply:
+    return protocol.encode_connect_reply(result, event.subprotocols)
+
+
+def _rejection(
+    event: WebPubSubEvent, status: int, reason: str, mqtt_code: int | None = None
+) -> protocol.Reply:
+    if isinstance(event, ConnectEvent):
+        return protocol.encode_connect_rejection(status, reason, event.mqtt, mqtt_code)
+    return protocol.Reply(status, protocol.TEXT_CONTENT_TYPE, reason.encode())
+
+
+def _blocking(
+    event: WebPubSubEvent,
+    handler: Callable[..., Any] | None,
+    encode: Callable[[Any, Any], protocol.Reply],
+) -> Response:
+    """Run a blocking handler and turn its result, or its ``abort()``, into the reply."""
+    if handler is None:
+        return _reply(protocol.NO_CONTENT)
+    try:
+        result = current_app.ensure_sync(handler)(event)
+    except HTTPException as exc:
+        if exc.response is not None:
+            return current_app.make_response(exc.response)
+        if exc.code is None or exc.code < 400:
+            logger.error(
+                "The %s handler raised %s, which is not an error status; answering 500.",
+                event.event_name,
+                type(exc).__name__,
+            )
+            return _reply(_rejection(event, 500, _GENERIC_ERROR))
+        mqtt_code = exc.mqtt_code if isinstance(exc, ConnectRejection) else None
+        return _reply(_rejection(event, exc.code, exc.description or "", mqtt_code))
+    except Exception:
+        logger.exception(
+            "The %s handler failed for connection %r.", event.event_name, event.connection_id
+        )
+        return _reply(_rejection(event, 500, _GENERIC_ERROR))
+    try:
+        reply = encode(event, result)
+        state_value = protocol.state_header(
+            request.headers.get("ce-connectionState"), event.state
+        )
+    except (TypeError, ValueError) as exc:
+        logger.error("The %s handler's result cannot be sent: %s.", event.event_name, exc)
+        return _reply(_rejection(event, 500, _GENERIC_ERROR))
+    return _reply(reply, state_value)
+
+
+def _notify(event: WebPubSubEvent, handler: Callable[..., Any] | None) -> None:
+    """Run a notification handler; what it returns or raises never changes the reply."""
+    if handler is None:
+        return
+    try:
+        current_app.ensure_sync(handler)(event)
+    except Exception:
+        logger.exception(
+            "The %s handler failed for connection %r.", event.event_name, event.connection_id
+        )
+
+
+def negotiate() -> Response:
+    """``GET`` -> ``{"url", "baseUrl", "token"}`` for a client of the default hub, or of the hub
+    named by ``?hub=`` when the app serves it."""
+    state = _state()
+    requested = request.args.get("hub") or state.settings.hub
+    hub = state.find_hub(requested)
+    if hub is None:
+        raise UnknownHubError(f"No hub named {protocol.clip(requested)}.")
+    hook = hub.negotiate_handler or state.extension.negotiate_handler
+    if hook is not None:
+        options = NegotiateOptions.from_value(current_app.ensure_sync(hook)())
+    else:
+        options = NegotiateOptions(user_id=logged_in_user_id())
+    access = client_access(state, requested, options)
+    response = jsonify(access)
+    response.headers["Cache-Control"] = "no-store"
+    return response
