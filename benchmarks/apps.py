@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, jsonify, request
 
-from benchmarks.fixtures import CONNECTION_STRING, HUB, PATH
+from benchmarks.fixtures import (
+    CONNECTION_STRING,
+    GROUPS,
+    HUB,
+    NEGOTIATE_PATH,
+    PATH,
+    ROLES,
+    USER_ID,
+)
 
 APP_NAMES = ("bare", "extension")
 
@@ -21,9 +29,16 @@ def bare_app() -> Flask:
 
 
 def extension_app() -> Flask:
-    """flask_webpubsub as the README shows it, with an echo user event."""
-    # Imported here so that the bare contender runs while the extension is not importable.
-    from flask_webpubsub import ConnectResponse, WebPubSub
+    """flask_webpubsub as the README shows it: echo user events, accept connects, negotiate."""
+    # Imported here so that the bare contender still runs when the extension does not import.
+    from flask_webpubsub import (
+        ConnectedEvent,
+        ConnectEvent,
+        ConnectResponse,
+        NegotiateOptions,
+        UserEvent,
+        WebPubSub,
+    )
 
     app = Flask(__name__)
     app.config["WEBPUBSUB_CONNECTION_STRING"] = CONNECTION_STRING
@@ -31,16 +46,35 @@ def extension_app() -> Flask:
     webpubsub = WebPubSub(app)
 
     @webpubsub.on_connect
-    def connect(event: object) -> ConnectResponse:
+    def connect(event: ConnectEvent) -> ConnectResponse:
         return ConnectResponse(user_id="user1", groups=["lobby"])
 
     @webpubsub.on_connected
-    def connected(event: object) -> None:
+    def connected(event: ConnectedEvent) -> None:
         return None
 
     @webpubsub.on_user_event("echo")
-    def echo(event: object) -> object:
-        return event.data  # type: ignore[attr-defined]
+    def echo(event: UserEvent) -> object:
+        return event.data
+
+    @webpubsub.on_negotiate
+    def negotiate() -> NegotiateOptions:
+        return NegotiateOptions(user_id=USER_ID, roles=ROLES, groups=GROUPS)
+
+    return app
+
+
+def sdk_negotiate_app() -> Flask:
+    """What a user writes without the extension: a route around the service SDK's token call."""
+    from azure.messaging.webpubsubservice import WebPubSubServiceClient
+
+    app = Flask(__name__)
+    client = WebPubSubServiceClient.from_connection_string(CONNECTION_STRING, hub=HUB)
+
+    @app.get(NEGOTIATE_PATH)
+    def negotiate() -> Response:
+        access = client.get_client_access_token(user_id=USER_ID, roles=ROLES, groups=GROUPS)
+        return jsonify(dict(access))
 
     return app
 

@@ -15,6 +15,11 @@ HUB = "chat"
 PATH = "/eventhandler"
 CONNECTION_ID = "0f9c97a2f0bf4706afe87a14e0797b11"
 ORIGIN = "127.0.0.1"
+NEGOTIATE_PATH = "/negotiate"
+#: What a negotiated client access token grants, in every token benchmark.
+USER_ID = "user1"
+ROLES = ["webpubsub.sendToGroup.lobby", "webpubsub.joinLeaveGroup.lobby"]
+GROUPS = ["lobby"]
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,22 @@ from typing import Any
 import jwt
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
-from benchmarks.fixtures import ACCESS_KEY, CONNECTION_STRING, HUB
+from benchmarks.fixtures import (
+    ACCESS_KEY,
+    CONNECTION_STRING,
+    GROUPS,
+    HUB,
+    NEGOTIATE_PATH,
+    ROLES,
+    USER_ID,
+)
 from benchmarks.results import Metric, Table
 
 BARE = "jwt.encode (the floor)"
 OURS = "flask_webpubsub.tokens.build_client_token"
 SDK = "WebPubSubServiceClient.get_client_access_token"
-
-USER_ID = "user1"
-ROLES = ["webpubsub.sendToGroup.lobby", "webpubsub.joinLeaveGroup.lobby"]
-GROUPS = ["lobby"]
-
+OUR_ROUTE = "flask_webpubsub negotiate route"
+SDK_ROUTE = "Flask route around get_client_access_token"
 
 def _contenders() -> dict[str, Callable[[], Any]]:
     audience = f"http://127.0.0.1/client/hubs/{HUB}"
@@ -56,7 +61,7 @@ def _contenders() -> dict[str, Callable[[], Any]]:
     return contenders
 
 
-def _time(function: Callable[[], Any], count: int) -> float:
+def time_per_call(function: Callable[[], Any], count: int) -> float:
     start = time.perf_counter()
     for _ in range(count):
         function()
@@ -75,12 +80,44 @@ def run(*, repeats: int, count: int) -> Table:
     )
     contenders = _contenders()
     for function in contenders.values():
-        _time(function, max(count // 10, 10))  # warm up
+        time_per_call(function, max(count // 10, 10))  # warm up
     for _ in range(repeats):
         for name, function in contenders.items():
-            us = _time(function, count)
+            us = time_per_call(function, count)
             table.contender(name).add("us", us)
             table.contender(name).add("per_s", 1e6 / us)
     if OURS not in contenders:
         table.notes.append("flask_webpubsub.tokens was not importable.")
+    return table
+
+
+def run_route(*, repeats: int, seconds_per_sample: float) -> Table:
+    """GET /negotiate through WSGI: the extension's route against a route around the SDK."""
+    from benchmarks.apps import extension_app, sdk_negotiate_app
+    from benchmarks.inprocess import calibrate, prepare_request
+
+    table = Table(
+        key="negotiate",
+        title="Negotiate route in-process: GET /negotiate -> {url, baseUrl, token}",
+        metrics=[
+            Metric("per_s", "tokens/s (one core)", "tokens/s", higher_is_better=True),
+            Metric("us", "time per request", "us", higher_is_better=False),
+        ],
+        baseline=SDK_ROUTE,
+    )
+    calls = {SDK_ROUTE: prepare_request(sdk_negotiate_app(), "GET", NEGOTIATE_PATH, {}, b"")}
+    try:
+        calls[OUR_ROUTE] = prepare_request(extension_app(), "GET", NEGOTIATE_PATH, {}, b"")
+    except ImportError:
+        table.notes.append("flask_webpubsub was not importable.")
+    for name, call in calls.items():
+        status, body = call()
+        if not status.startswith("200") or b'"token"' not in body:
+            raise AssertionError(f"{name} answered {status} {body[:80]!r}")
+    count = min(calibrate(call, seconds_per_sample) for call in calls.values())
+    for _ in range(repeats):
+        for name, call in calls.items():
+            us = time_per_call(call, count)
+            table.contender(name).add("per_s", 1e6 / us)
+            table.contender(name).add("us", us)
     return table

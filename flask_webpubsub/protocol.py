@@ -566,3 +566,90 @@ def state_header(original: str | None, state: Mapping[str, Any]) -> str | None:
     if state == initial:
         return None
     return encode_state(state)
+
+
+def event_type(event_name: str) -> str:
+    """The CloudEvents type of an event name: ``connect`` -> ``azure.webpubsub.sys.connect``,
+    ``joined`` / ``left`` -> ``azure.webpubsub.gp.*``, anything else a user event."""
+    if event_name in ("connect", "connected", "disconnected"):
+        return f"azure.webpubsub.sys.{event_name}"
+    if event_name in ("joined", "left"):
+        return f"azure.webpubsub.gp.{event_name}"
+    return USER_PREFIX + event_name
+
+
+def build_event_headers(
+    event_name: str,
+    *,
+    hub: str,
+    connection_id: str,
+    keys: Sequence[str],
+    user_id: str | None = None,
+    subprotocol: str | None = None,
+    state: Mapping[str, Any] | None = None,
+    origin: str | None = None,
+    event_id: str | None = None,
+    time: str | None = None,
+    physical_connection_id: str | None = None,
+    session_id: str | None = None,
+    content_type: str | None = None,
+) -> dict[str, str]:
+    """The headers the service sends with an event (PROTOCOL.md section 2), signed with
+    ``keys``. ``physical_connection_id`` marks an MQTT client. Used by the emulator and the
+    testing helpers."""
+    import datetime
+    import uuid
+
+    from .signature import sign
+
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-awpsversion": "1.0",
+        "ce-type": event_type(event_name),
+        "ce-source": f"/hubs/{hub.lower()}/client/{connection_id}",
+        "ce-id": event_id or uuid.uuid4().hex,
+        "ce-time": time
+        or datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "ce-hub": hub.lower(),
+        "ce-eventName": event_name,
+        "ce-connectionId": connection_id,
+    }
+    if keys:
+        headers["ce-signature"] = sign(connection_id, keys)
+    if user_id:
+        headers["ce-userId"] = user_id
+    if subprotocol:
+        headers["ce-subprotocol"] = subprotocol
+    if state:
+        headers["ce-connectionState"] = encode_state(state)
+    if physical_connection_id:
+        headers["ce-physicalConnectionId"] = physical_connection_id
+        if session_id and event_name != "connect":
+            headers["ce-sessionId"] = session_id
+    if origin:
+        headers["WebHook-Request-Origin"] = origin
+    if content_type:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+def encode_payload(data: Any, data_type: DataType | None = None) -> tuple[bytes, str]:
+    """A user event payload as the service forwards it: ``(body, content type)``.
+
+    ``str`` is text, ``bytes`` binary, anything else JSON, unless ``data_type`` says otherwise.
+    """
+    if data_type is None:
+        data_type = (
+            "text"
+            if isinstance(data, str)
+            else "binary"
+            if isinstance(data, (bytes, bytearray, memoryview))
+            else "json"
+        )
+    if data_type == "text":
+        return str(data).encode(), TEXT_CONTENT_TYPE
+    if data_type == "binary":
+        return bytes(data), BINARY_CONTENT_TYPE
+    if data_type == "json":
+        return encode_json(data), JSON_CONTENT_TYPE
+    raise ValueError(f"unknown data_type {data_type!r}: use 'text', 'json' or 'binary'")
