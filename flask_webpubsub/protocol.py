@@ -359,9 +359,21 @@ def parse_media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
 def _charset(parameters: dict[str, str]) -> str:
     charset = parameters.get("charset") or "utf-8"
     try:
-        return codecs.lookup(charset).name
-    except LookupError:
+        name = codecs.lookup(charset).name
+        "a".encode(name)  # fails for codecs that are not text encodings (base64, zlib, ...)
+    except (LookupError, ValueError):
         raise InvalidEventError(f"Unsupported charset {clip(charset)}.") from None
+    return name
+
+
+def _decode_text(body: bytes, charset: str) -> str:
+    """Decode text; raises ``UnicodeError`` for bytes, or a result, that are not valid text."""
+    text = body.decode(charset)
+    if charset != "utf-8":
+        # Some codecs (utf-7, unicode_escape) decode to lone surrogates, which no reply could
+        # carry: refuse them here rather than fail with a 500 when a handler echoes them.
+        text.encode()
+    return text
 
 
 def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType, str]:
@@ -373,23 +385,36 @@ def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType
     media_type, parameters = parse_media_type(content_type)
     if media_type == "text/plain":
         try:
-            return body.decode(_charset(parameters)), "text", media_type
-        except UnicodeDecodeError:
+            return _decode_text(body, _charset(parameters)), "text", media_type
+        except UnicodeError:
             raise InvalidEventError("The text payload does not match its charset.") from None
     if media_type == "application/json":
+        charset = _charset(parameters)
         try:
-            text = body.decode(_charset(parameters))
-            return json.loads(text, parse_constant=_reject_constant), "json", media_type
-        except UnicodeDecodeError:
+            text = _decode_text(body, charset)
+        except UnicodeError:
             raise InvalidEventError("The JSON payload does not match its charset.") from None
+        try:
+            value = json.loads(text, parse_constant=_reject_constant)
+            if "\\ud" in text or "\\uD" in text:
+                # Escaped surrogates must pair up: a lone one is no text a reply could carry.
+                json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeError:
+            raise InvalidEventError("The JSON payload holds an unpaired surrogate.") from None
         except (ValueError, RecursionError):
             raise InvalidEventError("The JSON payload is not valid JSON.") from None
+        return value, "json", media_type
     return body, "binary", media_type
 
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as the service expects it. Raises ``TypeError``/``ValueError``."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate, as a client's "\ud800" escape decodes to: keep it escaped.
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 _JSON_TYPES = (dict, list, int, float, bool)

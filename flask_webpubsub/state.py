@@ -20,7 +20,11 @@ def encode_state(state: Mapping[str, Any]) -> str:
     Raises ``TypeError`` when a value cannot be represented in JSON.
     """
     text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return base64.b64encode(text.encode()).decode("ascii")
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from a client's input): keep it escaped
+        encoded = json.dumps(state, separators=(",", ":"), allow_nan=False).encode()
+    return base64.b64encode(encoded).decode("ascii")
 
 
 def decode_state(value: str | None) -> dict[str, Any]:
@@ -31,9 +35,15 @@ def decode_state(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     try:
-        decoded = json.loads(base64.b64decode(value.strip(), validate=True).decode())
-    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        decoded = json.loads(
+            base64.b64decode(value.strip(), validate=True).decode(), parse_constant=_not_json
+        )
+    except (binascii.Error, ValueError, RecursionError) as exc:  # UnicodeDecodeError too
         raise InvalidStateError("connection state is not base64 of UTF-8 JSON") from exc
     if not isinstance(decoded, dict):
         raise InvalidStateError("connection state is not a JSON object")
     return decoded
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
