@@ -1,0 +1,129 @@
+"""``flask webpubsub``: see the resolved settings, make tokens and signatures, run the emulator."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .extension import EXTENSION_KEY, Hub, WebPubSubState
+from .negotiate import NegotiateOptions, client_access
+from .signature import sign
+
+webpubsub_cli = AppGroup("webpubsub", help="Azure Web PubSub: settings, tokens and the emulator.")
+
+
+def _state() -> WebPubSubState:
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise click.ClickException(
+            "this app does not use flask_webpubsub: create WebPubSub(app) or call init_app"
+        )
+    return state  # type: ignore[no-any-return]
+
+
+def _mask(secret: str | None) -> str:
+    return f"set ({len(secret)} characters, hidden)" if secret else "not set"
+
+
+def _events(hub: Hub) -> tuple[list[str], list[str]]:
+    system = [
+        name
+        for name, handler in (
+            ("connect", hub.connect_handler),
+            ("connected", hub.connected_handler),
+            ("disconnected", hub.disconnected_handler),
+        )
+        if handler is not None
+    ]
+    user = ["*"] if hub.default_user_event_handler else sorted(hub.user_event_handlers)
+    return system, user
+
+
+@webpubsub_cli.command("config")
+@click.option(
+    "--base-url",
+    default=None,
+    help="The app's public URL (https://...), to print the complete event handler URL.",
+)
+def config_command(base_url: str | None) -> None:
+    """Show the resolved settings (secrets hidden) and what to set in the Azure portal."""
+    state = _state()
+    settings = state.settings
+    extra_keys = len(settings.signature_keys) - (1 if settings.access_key else 0)
+    lines = [
+        ("Endpoint", settings.endpoint.url),
+        ("Access key", _mask(settings.access_key)),
+        ("Extra signature keys", str(extra_keys)),
+        ("Authentication", "access key" if settings.access_key else "Microsoft Entra ID"),
+        ("Verify ce-signature", "yes" if settings.verify_signature else "NO"),
+        ("Allowed origins", ", ".join(settings.allowed_origins)),
+        ("Default hub", settings.hub),
+        ("Hubs served", ", ".join(state.hub_names)),
+        ("Event handler path", settings.event_handler_path),
+        ("Negotiate path", settings.negotiate_path or "off"),
+        ("Max body bytes", str(settings.max_body_bytes)),
+    ]
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        click.echo(f"{name:<{width}}  {value}")
+
+    server = base_url or current_app.config.get("SERVER_NAME")
+    if server and "://" not in server:
+        server = f"https://{server}"
+    upstream = f"{(server or 'https://<your-app-host>').rstrip('/')}{settings.event_handler_path}"
+    click.echo("\nIn the Azure portal, Settings > add an event handler for each hub:")
+    for name in state.hub_names:
+        hub = state.find_hub(name)
+        assert hub is not None
+        system, user = _events(hub)
+        click.echo(f"  hub {name}:")
+        click.echo(f"    URL template:  {upstream}")
+        click.echo(f"    System events: {', '.join(system) or '(none)'}")
+        click.echo(f"    User events:   {', '.join(user) or '(none)'}")
+
+
+@webpubsub_cli.command("token")
+@click.option("--user-id", default=None, help="The user the client connects as.")
+@click.option("--role", "roles", multiple=True, help="A role to grant (repeatable).")
+@click.option("--group", "groups", multiple=True, help="A group to join on connect (repeatable).")
+@click.option("--hub", default=None, help="The hub (the default hub if omitted).")
+@click.option("--minutes", default=60.0, show_default=True, help="Minutes until it expires.")
+@click.option(
+    "--client-protocol",
+    type=click.Choice(["default", "mqtt", "socketio"], case_sensitive=False),
+    default="default",
+    show_default=True,
+)
+def token_command(
+    user_id: str | None,
+    roles: tuple[str, ...],
+    groups: tuple[str, ...],
+    hub: str | None,
+    minutes: float,
+    client_protocol: str,
+) -> None:
+    """Print a client access URL, for wscat or a quick browser test."""
+    state = _state()
+    try:
+        options = NegotiateOptions(
+            user_id=user_id,
+            roles=roles,
+            groups=groups,
+            minutes_to_expire=minutes,
+            client_protocol=client_protocol.lower(),
+        )
+        access = client_access(state, hub or state.settings.hub, options)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    click.echo(access["url"])
+
+
+@webpubsub_cli.command("sign")
+@click.option("--connection-id", required=True, help="The ce-connectionId to sign.")
+def sign_command(connection_id: str) -> None:
+    """Print the ce-signature value the service would send for a connection id."""
+    keys = _state().settings.signature_keys
+    if not keys:
+        raise click.ClickException("no access key is configured, so there is nothing to sign with")
+    click.echo(sign(connection_id, keys))

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (a venv, the package with its extras, Debian's Chromium)
+# and runs the linters, the type checker and the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+. .ci/setup-venv.sh
+. .ci/install-chromium.sh
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,78 @@
+"""``flask webpubsub`` through Flask's CLI runner."""
+
+from __future__ import annotations
+
+import jwt
+from click.testing import Result
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from flask_webpubsub import UserEvent, WebPubSub
+from flask_webpubsub.signature import sign
+
+from .conftest import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
+
+
+def flask_cli(app: Flask, *args: str) -> Result:
+    """Run ``flask <args>`` as the installed command does: through FlaskGroup, which loads the
+    ``flask.commands`` entry points."""
+    return app.test_cli_runner().invoke(FlaskGroup(create_app=lambda: app), args=list(args))
+
+
+def test_config_masks_secrets_and_prints_the_portal_settings(
+    app: Flask, webpubsub: WebPubSub
+) -> None:
+    @webpubsub.on_user_event("message")
+    def message(event: UserEvent) -> None: ...
+
+    webpubsub.on_connect(lambda event: None)
+    result = flask_cli(app, "webpubsub", "config", "--base-url", "https://chat.example.com")
+    assert result.exit_code == 0, result.output
+    assert PRIMARY_KEY not in result.output
+    assert "set (44 characters, hidden)" in result.output
+    assert f"https://{HOST}" in result.output
+    assert "URL template:  https://chat.example.com/eventhandler" in result.output
+    assert "System events: connect" in result.output
+    assert "User events:   message" in result.output
+
+
+def test_config_without_base_url_shows_a_placeholder(app: Flask) -> None:
+    result = flask_cli(app, "webpubsub", "config")
+    assert "https://<your-app-host>/eventhandler" in result.output
+
+
+def test_token_prints_a_client_url(app: Flask) -> None:
+    result = flask_cli(
+        app, "webpubsub", "token", "--user-id", "alice", "--role", "webpubsub.sendToGroup",
+        "--group", "lobby", "--group", "news", "--minutes", "10",
+    )
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith(f"wss://{HOST}/client/hubs/chat?access_token=")
+    claims = jwt.decode(url.split("=", 1)[1], PRIMARY_KEY, algorithms=["HS256"],
+                        audience=f"https://{HOST}/client/hubs/chat")
+    assert claims["sub"] == "alice"
+    assert claims["role"] == ["webpubsub.sendToGroup"]
+    assert claims["webpubsub.group"] == ["lobby", "news"]
+    assert claims["exp"] - claims["iat"] == 600
+
+
+def test_token_for_an_unknown_hub_fails_clearly(app: Flask) -> None:
+    result = flask_cli(app, "webpubsub", "token", "--hub", "nope")
+    assert result.exit_code != 0
+    assert "does not serve the hub" in result.output
+
+
+def test_sign_prints_the_signature_for_every_key() -> None:
+    app = make_app(WEBPUBSUB_ACCESS_KEYS=[SECONDARY_KEY])
+    WebPubSub(app)
+    result = flask_cli(app, "webpubsub", "sign", "--connection-id", "c1")
+    assert result.exit_code == 0
+    assert result.output.strip() == sign("c1", [PRIMARY_KEY, SECONDARY_KEY])
+
+
+def test_commands_on_an_app_without_the_extension() -> None:
+    app = Flask(__name__)
+    result = flask_cli(app, "webpubsub", "config")
+    assert result.exit_code != 0
+    assert "does not use flask_webpubsub" in result.output
