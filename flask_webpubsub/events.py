@@ -110,7 +110,10 @@ class WebPubSubEvent:
 
         Built on first access; its attributes are exactly the ``ce-*`` headers that arrived.
         """
-        from cloudevents.http import CloudEvent
+        try:
+            from cloudevents.http import CloudEvent
+        except ImportError:  # cloudevents 2 keeps the 1.x API under cloudevents.v1
+            from cloudevents.v1.http import CloudEvent
 
         return CloudEvent(dict(self._attributes), self._cloudevent_data())
 

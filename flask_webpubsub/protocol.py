@@ -224,9 +224,11 @@ def _mqtt_context(headers: HeaderSource) -> dict[str, Any]:
 
 
 def _mqtt_header_properties(headers: HeaderSource) -> list[MqttUserProperty]:
+    # WSGI servers keep no header name's case (werkzeug title-cases it): lower case is the one
+    # spelling that does not depend on the server.
     items: Any = getattr(headers, "items", lambda: ())()
     return [
-        MqttUserProperty(name[5:], value)
+        MqttUserProperty(name[5:].lower(), value)
         for name, value in items
         if name.lower().startswith("mqtt-")
     ]

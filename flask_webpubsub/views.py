@@ -39,8 +39,9 @@ _GENERIC_ERROR = "Internal server error."
 def create_blueprint(settings: Settings) -> Blueprint:
     """The extension's routes, at the paths one app's settings name."""
     blueprint = Blueprint("webpubsub", __name__)
-    path = settings.event_handler_path
-    for rule in (path, path.rstrip("/") + "/<path:subpath>"):
+    base = settings.event_handler_path.rstrip("/")
+    # The service's URL template may end in a slash, or hold more path segments.
+    for rule in dict.fromkeys((base or "/", base + "/", base + "/<path:subpath>")):
         blueprint.add_url_rule(rule, "event_handler", event_handler, methods=["OPTIONS", "POST"])
     if settings.negotiate_path is not None:
         blueprint.add_url_rule(settings.negotiate_path, "negotiate", negotiate, methods=["GET"])
