@@ -1,0 +1,16 @@
+"""The secrets guard itself catches what it must, so a clean run means something."""
+
+from __future__ import annotations
+
+from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
+
+from .conftest import PRIMARY_KEY
+from .secrets_guard import find_leaks
+
+
+def test_finds_keys_and_tokens() -> None:
+    token = build_client_token(ServiceEndpoint("https://h", PRIMARY_KEY), "chat", user_id="u")
+    assert find_leaks(f"connecting with {token}", [PRIMARY_KEY]) == ["token"]
+    assert find_leaks(f"AccessKey={PRIMARY_KEY};", [PRIMARY_KEY]) == ["access key"]
+    assert find_leaks("Signature validation failed.", [PRIMARY_KEY]) == []
+    assert find_leaks("eyJhbGciOi.truncated", [PRIMARY_KEY]) == []
