@@ -1,0 +1,222 @@
+"""The chat's Web PubSub side: who may connect, rooms, messages and presence.
+
+Every room is a group. Clients never join groups themselves: they ask with user events
+(``join``, ``leave``) and the app moves them with the service client, so the app decides who
+is where and announces it. Messages are user events too: validated here, stored, then sent to
+the room's group. Replies to user events are always 200, even for a refused message, because
+the service closes a client's connection after any other status.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from azure.core.exceptions import AzureError
+from flask import abort, current_app, session
+
+from flask_webpubsub import (
+    ConnectedEvent,
+    ConnectEvent,
+    ConnectResponse,
+    DisconnectedEvent,
+    NegotiateOptions,
+    UserEvent,
+    WebPubSub,
+)
+
+from . import store
+
+logger = logging.getLogger(__name__)
+
+webpubsub = WebPubSub()
+
+
+def now() -> str:
+    """The current UTC time, RFC 3339."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def name_problem(name: str | None) -> str | None:
+    """Why a display name is refused, or None when it is fine."""
+    if not name or not name.strip():
+        return "Choose a display name."
+    limit: int = current_app.config["CHAT_MAX_NAME_LENGTH"]
+    if len(name) > limit:
+        return f"Names are at most {limit} characters."
+    banned = {n.casefold() for n in current_app.config["CHAT_BANNED_NAMES"]}
+    if name.strip().casefold() in banned:
+        return f"The name {name!r} is not allowed here."
+    return None
+
+
+def room_or_none(value: Any) -> str | None:
+    """``value`` if it names one of the chat's rooms."""
+    rooms: list[str] = current_app.config["CHAT_ROOMS"]
+    return value if isinstance(value, str) and value in rooms else None
+
+
+def error(text: str) -> dict[str, Any]:
+    """A refusal the page shows next to the message box."""
+    return {"kind": "error", "error": text}
+
+
+def room_snapshot(room: str | None, sent: int) -> dict[str, Any]:
+    """Everything the page needs on entering a room: its history and who is there."""
+    if room is None:
+        return {"kind": "room", "room": None, "history": [], "members": [], "sent": sent}
+    limit: int = current_app.config["CHAT_HISTORY_SIZE"]
+    return {
+        "kind": "room",
+        "room": room,
+        "history": [m.to_json() for m in store.history(room, limit)],
+        "members": store.members(room),
+        "sent": sent,
+    }
+
+
+def announce(room: str, user: str, action: str, connection_id: str) -> None:
+    """Tell the room (but not the connection that moved) that ``user`` arrived or left."""
+    presence = {
+        "kind": "presence",
+        "room": room,
+        "user": user,
+        "action": action,
+        "members": store.members(room),
+        "time": now(),
+    }
+    try:
+        webpubsub.client.send_to_group(
+            room, presence, excluded=[connection_id], content_type="application/json"
+        )
+    except AzureError as exc:
+        logger.warning("Could not announce %s %s in %s: %s", user, action, room, exc)
+
+
+def enter(connection_id: str, user: str, room: str) -> None:
+    """Record the connection in the room; announce the user if they were not there yet."""
+    already_there = user in store.members(room)
+    store.set_presence(connection_id, user, room)
+    if not already_there:
+        announce(room, user, "arrived", connection_id)
+
+
+def leave(connection_id: str, user: str, room: str, *, gone: bool = False) -> None:
+    """Take the connection out of the room; announce when the user's last connection left."""
+    if gone:
+        store.remove_presence(connection_id)
+    else:
+        store.set_presence(connection_id, user, None)
+    if user not in store.members(room):
+        announce(room, user, "left", connection_id)
+
+
+@webpubsub.on_negotiate
+def negotiate() -> NegotiateOptions:
+    """The signed-in name goes into the token as the user id; ``connect`` judges it."""
+    if "name" not in session:
+        abort(401, "sign in first")
+    return NegotiateOptions(user_id=session["name"])
+
+
+@webpubsub.on_connect
+def connect(event: ConnectEvent) -> ConnectResponse:
+    problem = name_problem(event.user_id)
+    if problem is not None:
+        logger.info("Refused a connection for %r: %s", event.user_id, problem)
+        store.record_refusal(event.user_id or "", 403, problem)
+        abort(403, problem)
+    assert event.user_id is not None
+    store.forget_refusal(event.user_id)
+    # The page asks for the room it was in (after a reconnect) in the query string.
+    requested = event.query.get("room", [""])[0]
+    room = room_or_none(requested) or current_app.config["CHAT_ROOMS"][0]
+    event.state["room"] = room
+    event.state["sent"] = 0
+    return ConnectResponse(groups=[room])
+
+
+@webpubsub.on_connected
+def connected(event: ConnectedEvent) -> None:
+    room = event.state.get("room")
+    if event.user_id is None or room is None:
+        return
+    enter(event.connection_id, event.user_id, room)
+    webpubsub.client.send_to_connection(
+        event.connection_id,
+        room_snapshot(room, event.state.get("sent", 0)),
+        content_type="application/json",
+    )
+
+
+@webpubsub.on_disconnected
+def disconnected(event: DisconnectedEvent) -> None:
+    room = event.state.get("room")
+    if event.user_id is None:
+        return
+    if room is None:
+        store.remove_presence(event.connection_id)
+    else:
+        leave(event.connection_id, event.user_id, room, gone=True)
+
+
+@webpubsub.on_user_event("join")
+def join(event: UserEvent) -> dict[str, Any]:
+    data = event.data if isinstance(event.data, dict) else {}
+    room = room_or_none(data.get("room"))
+    if room is None or event.user_id is None:
+        return error("There is no such room.")
+    old = event.state.get("room")
+    if room != old:
+        if old is not None:
+            webpubsub.client.remove_connection_from_group(old, event.connection_id)
+            leave(event.connection_id, event.user_id, old)
+        webpubsub.client.add_connection_to_group(room, event.connection_id)
+        event.state["room"] = room
+        enter(event.connection_id, event.user_id, room)
+    return room_snapshot(room, event.state.get("sent", 0))
+
+
+@webpubsub.on_user_event("leave")
+def leave_room(event: UserEvent) -> dict[str, Any]:
+    old = event.state.get("room")
+    if old is not None and event.user_id is not None:
+        webpubsub.client.remove_connection_from_group(old, event.connection_id)
+        leave(event.connection_id, event.user_id, old)
+    event.state["room"] = None
+    return room_snapshot(None, event.state.get("sent", 0))
+
+
+@webpubsub.on_user_event("message")
+def message(event: UserEvent) -> dict[str, Any]:
+    room = event.state.get("room")
+    if room is None or event.user_id is None:
+        return error("Join a room first.")
+    data = event.data.get("text") if isinstance(event.data, dict) else event.data
+    if not isinstance(data, str):
+        return error("A message is text.")
+    text = data.strip()
+    limit: int = current_app.config["CHAT_MAX_MESSAGE_LENGTH"]
+    if not text:
+        return error("Say something first.")
+    if len(text) > limit:
+        return error(f"Messages are at most {limit} characters.")
+    stored = store.add_message(
+        room, event.user_id, text, now(), keep=current_app.config["CHAT_HISTORY_SIZE"]
+    )
+    # Connection state: this connection's own count, kept by the service between events.
+    event.state["sent"] = event.state.get("sent", 0) + 1
+    try:
+        webpubsub.client.send_to_group(
+            room, {"kind": "message", **stored.to_json()}, content_type="application/json"
+        )
+    except AzureError as exc:
+        logger.warning("Could not send message %d to %s: %s", stored.id, room, exc)
+        return error("The message was saved but could not be delivered; reload to see it.")
+    return {"kind": "sent", "id": stored.id, "sent": event.state["sent"]}
+
+
+@webpubsub.on_user_event()
+def unknown(event: UserEvent) -> dict[str, Any]:
+    return error(f"Unknown event {event.event_name!r}.")

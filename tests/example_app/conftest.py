@@ -1,0 +1,40 @@
+"""Fixtures for the example chat: the app on a temporary database, with the service client
+replaced by :class:`FakeService`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from example_app import create_app
+from flask_webpubsub import WebPubSubState
+from flask_webpubsub.testing import WebPubSubTestClient
+from tests.conftest import CONNECTION_STRING
+
+from .fakes import ChatUsers, FakeService
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "WEBPUBSUB_CONNECTION_STRING": CONNECTION_STRING,
+            "CHAT_DATABASE": str(tmp_path / "chat.sqlite3"),
+        }
+    )
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
+    fake = FakeService()
+    monkeypatch.setattr(WebPubSubState, "client", property(lambda self: fake))
+    return fake
+
+
+@pytest.fixture
+def users(webpubsub_client: WebPubSubTestClient, service: FakeService) -> ChatUsers:
+    return ChatUsers(webpubsub_client, service)
