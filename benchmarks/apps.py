@@ -1,4 +1,4 @@
-"""The Flask apps under test: the limit (a bare route) and flask_webpubsub handling the same events."""
+"""The Flask apps under test: the limit (a bare route), and flask_webpubsub on the same events."""
 
 from __future__ import annotations
 

@@ -24,15 +24,26 @@ WsgiCall = Callable[[], tuple[str, bytes]]
 def prepare(app: Flask, event: UpstreamRequest) -> WsgiCall:
     """A function that sends ``event`` through ``app`` once and returns (status, body)."""
     headers = {k: v for k, v in event.headers.items() if k.lower() != "content-type"}
-    return prepare_request(app, "POST", PATH, headers, event.body,
-                           event.headers.get("Content-Type"))
+    return prepare_request(
+        app, "POST", PATH, headers, event.body, event.headers.get("Content-Type")
+    )
 
 
-def prepare_request(app: Flask, method: str, path: str, headers: dict[str, str], body: bytes,
-                    content_type: str | None = None) -> WsgiCall:
+def prepare_request(
+    app: Flask,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    content_type: str | None = None,
+) -> WsgiCall:
     """Like :func:`prepare`, for any request."""
     builder = EnvironBuilder(
-        path=path, method=method, headers=headers, data=body, content_type=content_type
+        path=path,
+        method=method,
+        headers=list(headers.items()),
+        data=body,
+        content_type=content_type,
     )
     template = builder.get_environ()
     builder.close()

@@ -13,17 +13,22 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 
 from benchmarks.fixtures import PATH, TEXT_EVENT
 from benchmarks.results import Metric, Table
-from benchmarks.servers import BENCHMARKS, NODE, Running, Server, log, serve
+from benchmarks.servers import BENCHMARKS, NODE, Running, Server, log, send, serve
 
 METRICS = [
     Metric("rps", "requests/s", "req/s", higher_is_better=True),
     Metric("p50_ms", "p50 latency", "ms", higher_is_better=False),
     Metric("p99_ms", "p99 latency", "ms", higher_is_better=False),
+    Metric("new_ms", "a new connection's first request", "ms", higher_is_better=False),
 ]
+#: A server that keeps serving busy keep-alive connections while a new one waits is starving it;
+#: the service would see timeouts. Probed during every run, reported, and disqualifying.
+PROBE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,48 @@ class LoadSettings:
     connections: int
 
 
+def probe_new_connection(port: int) -> float | None:
+    """Milliseconds for one request on a fresh connection; None if it timed out or failed."""
+    start = time.perf_counter()
+    try:
+        status, body = send(port, timeout=PROBE_TIMEOUT_S)
+    except OSError:
+        return None
+    if status != 200 or body != TEXT_EVENT.body:
+        return None
+    return (time.perf_counter() - start) * 1000
+
+
 def wrk(port: int, seconds: int, connections: int, cpus: str | None) -> dict[str, float]:
-    """One bounded wrk run; fails on any non-2xx answer or socket error."""
+    """One bounded wrk run, with a request on a new connection half-way through.
+
+    Fails on any non-2xx answer under load.
+    """
     env = dict(
         os.environ,
         BENCH_PATH=PATH,
         BENCH_BODY=TEXT_EVENT.body.decode(),
         BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in TEXT_EVENT.headers.items()),
     )
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-            "-s", str(BENCHMARKS / "wrk" / "upstream.lua"), f"http://127.0.0.1:{port}{PATH}"]
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCHMARKS / "wrk" / "upstream.lua"),
+        f"http://127.0.0.1:{port}{PATH}",
+    ]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    output = subprocess.run(argv, env=env, capture_output=True, text=True, check=True,
-                            timeout=seconds + 30).stdout
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
+        time.sleep(seconds / 2)
+        probe = probe_new_connection(port)
+        output, _ = process.communicate(timeout=seconds + 30)
+        if process.returncode:
+            raise RuntimeError(f"wrk exited with {process.returncode}")
     line = next((x for x in output.splitlines() if x.startswith("BENCH_RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{output}")
@@ -69,6 +102,7 @@ def wrk(port: int, seconds: int, connections: int, cpus: str | None) -> dict[str
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
         "socket_errors": raw["socket_errors"],
+        "new_connection_ms": probe if probe is not None else float("inf"),
     }
 
 
@@ -82,9 +116,19 @@ def run_phase(
         for entry in entries:
             contender = table.contender(entry.label)
             try:
-                running.append(stack.enter_context(
-                    serve(entry.server, entry.python, entry.app, workers, server_cpus,
-                          f"{table.key} {entry.label}")))
+                running.append(
+                    stack.enter_context(
+                        serve(
+                            entry.server,
+                            entry.python,
+                            entry.app,
+                            workers,
+                            server_cpus,
+                            entry.label,
+                            f"{table.key} {entry.label}",
+                        )
+                    )
+                )
             except RuntimeError as exc:
                 contender.skipped = str(exc)
                 log(f"skipped {entry.label}: {exc}")
@@ -104,14 +148,31 @@ def run_phase(
                     continue
                 for key in ("rps", "p50_ms", "p99_ms"):
                     contender.add(key, figures[key])
+                if figures["new_connection_ms"] != float("inf"):
+                    contender.add("new_ms", figures["new_connection_ms"])
                 if figures["socket_errors"]:
-                    contender.note = "reconnects: closes the connection after every response"
-                log(f"{table.key} #{repeat + 1} {target.name}: {figures['rps']:,.0f} req/s, "
-                    f"p99 {figures['p99_ms']:.2f} ms")
+                    contender.note = f"{figures['socket_errors']:.0f} socket errors"
+                if figures["new_connection_ms"] == float("inf"):
+                    contender.disqualified = (
+                        f"starves new connections: one waited over "
+                        f"{PROBE_TIMEOUT_S:.0f} s under load"
+                    )
+                log(
+                    f"{table.key} #{repeat + 1} {target.name}: {figures['rps']:,.0f} req/s, "
+                    f"p99 {figures['p99_ms']:.2f} ms"
+                )
 
 
 def new_table(key: str, title: str) -> Table:
-    return Table(key=key, title=title, metrics=list(METRICS), baseline=NODE.name)
+    table = Table(
+        key=key,
+        title=title,
+        metrics=list(METRICS),
+        baseline=NODE.name,
+        ratio_metrics=["rps", "p99_ms"],
+    )
+    table.contender(NODE.name)  # the baseline comes first
+    return table
 
 
 def node_entry() -> Entry:

@@ -31,13 +31,20 @@ SDK = "WebPubSubServiceClient.get_client_access_token"
 OUR_ROUTE = "flask_webpubsub negotiate route"
 SDK_ROUTE = "Flask route around get_client_access_token"
 
+
 def _contenders() -> dict[str, Callable[[], Any]]:
     audience = f"http://127.0.0.1/client/hubs/{HUB}"
 
     def bare() -> str:
         now = int(time.time())
-        payload = {"aud": audience, "iat": now, "exp": now + 3600, "sub": USER_ID,
-                   "role": ROLES, "webpubsub.group": GROUPS}
+        payload = {
+            "aud": audience,
+            "iat": now,
+            "exp": now + 3600,
+            "sub": USER_ID,
+            "role": ROLES,
+            "webpubsub.group": GROUPS,
+        }
         return jwt.encode(payload, ACCESS_KEY, algorithm="HS256")
 
     contenders: dict[str, Callable[[], Any]] = {BARE: bare}

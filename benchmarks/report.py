@@ -10,8 +10,17 @@ from pathlib import Path
 
 from benchmarks.results import Table, summary
 
-PYTHON_PACKAGES = ("flask", "werkzeug", "pyjwt", "azure-messaging-webpubsubservice",
-                   "gunicorn", "granian", "bjoern", "uwsgi", "waitress")
+PYTHON_PACKAGES = (
+    "flask",
+    "werkzeug",
+    "pyjwt",
+    "azure-messaging-webpubsubservice",
+    "gunicorn",
+    "granian",
+    "bjoern",
+    "uwsgi",
+    "waitress",
+)
 
 
 def cpu_model() -> str:
@@ -59,9 +68,7 @@ def node_versions(node_modules: Path) -> dict[str, str]:
     for package in ("@azure/web-pubsub-express", "express"):
         manifest = node_modules / package / "package.json"
         if manifest.exists():
-            versions[package] = _output(
-                ["node", "-p", f"require({str(manifest)!r}).version"]
-            )
+            versions[package] = _output(["node", "-p", f"require({str(manifest)!r}).version"])
     return versions
 
 
@@ -78,11 +85,12 @@ def machine() -> dict[str, str]:
 
 def render_table(table: Table) -> list[str]:
     lines = [f"### {table.title}", ""]
+    if not table.contenders:
+        return [*lines, *table.notes, ""]
+    labels = {m.key: m.label for m in table.metrics}
+    ratio_keys = (table.ratio_metrics or [table.metrics[0].key]) if table.baseline else []
     header = ["contender", *(f"{m.label} ({m.unit})" for m in table.metrics)]
-    if table.baseline:
-        header.append(f"{table.metrics[0].label} vs {table.baseline}")
-        if len(table.metrics) > 2:
-            header.append(f"{table.metrics[-1].label} vs {table.baseline}")
+    header += [f"{labels[key]} vs {table.baseline}" for key in ratio_keys]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for contender in table.contenders:
@@ -90,14 +98,12 @@ def render_table(table: Table) -> list[str]:
             cells = [contender.name, f"skipped: {contender.skipped}"]
             cells += [""] * (len(header) - 2)
         else:
-            cells = [contender.name + (f" ({contender.note})" if contender.note else "")]
+            remarks = [r for r in (contender.note, contender.disqualified) if r]
+            cells = [contender.name + "".join(f" ({r})" for r in remarks)]
             cells += [summary(contender.samples.get(m.key, [])) for m in table.metrics]
-            if table.baseline:
-                first = table.ratio(contender.name)
-                cells.append(f"{first:.2f}x" if first is not None else "-")
-                if len(table.metrics) > 2:
-                    last = table.ratio(contender.name, table.metrics[-1].key)
-                    cells.append(f"{last:.2f}x" if last is not None else "-")
+            for key in ratio_keys:
+                ratio = table.ratio(contender.name, key)
+                cells.append(f"{ratio:.2f}x" if ratio is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"{note}" for note in table.notes]
@@ -140,4 +146,3 @@ def render(
             lines += render_table(table)
     lines += ["## Method", "", *method, ""]
     return "\n".join(lines)
-

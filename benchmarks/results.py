@@ -22,6 +22,8 @@ class Contender:
     name: str
     samples: dict[str, list[float]] = field(default_factory=dict)
     skipped: str | None = None
+    #: Why its figures, though measured, cannot be recommended (for example starved connections).
+    disqualified: str | None = None
     note: str = ""
 
     def add(self, metric: str, value: float) -> None:
@@ -40,6 +42,8 @@ class Table:
     title: str
     metrics: list[Metric]
     baseline: str | None = None
+    #: The metrics shown as ratios to the baseline (the first metric when empty).
+    ratio_metrics: list[str] = field(default_factory=list)
     contenders: list[Contender] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -69,7 +73,12 @@ class Table:
             "baseline": self.baseline,
             "metrics": [m.key for m in self.metrics],
             "contenders": {
-                c.name: {"samples": c.samples, "skipped": c.skipped, "note": c.note}
+                c.name: {
+                    "samples": c.samples,
+                    "skipped": c.skipped,
+                    "note": c.note,
+                    "disqualified": c.disqualified,
+                }
                 for c in self.contenders
             },
             "notes": self.notes,

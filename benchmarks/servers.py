@@ -33,29 +33,61 @@ LOGS = WORK / "logs"
 #: Installed into the benchmark venv besides the project's own requirements.
 SERVER_PACKAGES = ("gunicorn", "granian", "waitress", "bjoern", "uwsgi", "py-spy", "pyinstrument")
 
+
 @dataclass(frozen=True)
 class Server:
     """A way to serve the app: ``argv(port, workers)`` starts it with ``python`` resolved later."""
 
     name: str
-    #: The module that must be importable in the venv (``None`` for Node).
-    module: str | None
+    #: What must be installed next to ``python``: a module, or ``bin/NAME`` for a program.
+    requirement: str | None
     argv: Callable[[str, int, int], list[str]]
     #: Whether it can use several processes (else it is left out of the whole-machine run).
     multi_process: bool = True
 
+    def installed(self, python: str) -> bool:
+        if self.requirement is None:
+            return True
+        if self.requirement.startswith("bin/"):
+            return (Path(python).parent / self.requirement[4:]).exists()
+        return has_module(python, self.requirement)
+
 
 def _gunicorn(*extra: str) -> Callable[[str, int, int], list[str]]:
     def argv(python: str, port: int, workers: int) -> list[str]:
-        return [python, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                *extra, "benchmarks.wsgi:app"]
+        return [
+            python,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            *extra,
+            "benchmarks.wsgi:app",
+        ]
+
     return argv
 
 
 def _granian(python: str, port: int, workers: int) -> list[str]:
-    return [python, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-ws",
-            "--log-level", "warning", "benchmarks.wsgi:app"]
+    return [
+        python,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-ws",
+        "--log-level",
+        "warning",
+        "benchmarks.wsgi:app",
+    ]
 
 
 def _bjoern(python: str, port: int, workers: int) -> list[str]:
@@ -63,16 +95,33 @@ def _bjoern(python: str, port: int, workers: int) -> list[str]:
 
 
 def _waitress(python: str, port: int, workers: int) -> list[str]:
-    return [python, "-m", "waitress", f"--listen=127.0.0.1:{port}", "--threads=4",
-            "benchmarks.wsgi:app"]
+    return [
+        python,
+        "-m",
+        "waitress",
+        f"--listen=127.0.0.1:{port}",
+        "--threads=4",
+        "benchmarks.wsgi:app",
+    ]
 
 
 def _uwsgi(python: str, port: int, workers: int) -> list[str]:
     uwsgi = str(Path(python).parent / "uwsgi")
     # --http11-socket: uWSGI's own HTTP parser with keep-alive (--http-socket closes each time).
-    return [uwsgi, "--http11-socket", f"127.0.0.1:{port}", "--module", "benchmarks.wsgi:app",
-            "--processes", str(workers), "--master", "--disable-logging", "--need-app",
-            "--die-on-term", "--lazy-apps"]
+    return [
+        uwsgi,
+        "--http11-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "benchmarks.wsgi:app",
+        "--processes",
+        str(workers),
+        "--master",
+        "--disable-logging",
+        "--need-app",
+        "--die-on-term",
+        "--lazy-apps",
+    ]
 
 
 def _node(python: str, port: int, workers: int) -> list[str]:
@@ -82,10 +131,12 @@ def _node(python: str, port: int, workers: int) -> list[str]:
 NODE = Server("Node @azure/web-pubsub-express", None, _node)
 PYTHON_SERVERS: tuple[Server, ...] = (
     Server("gunicorn sync", "gunicorn", _gunicorn()),
-    Server("gunicorn gthread (4 threads)", "gunicorn", _gunicorn("-k", "gthread", "--threads", "4")),
+    Server(
+        "gunicorn gthread (4 threads)", "gunicorn", _gunicorn("-k", "gthread", "--threads", "4")
+    ),
     Server("granian WSGI", "granian", _granian),
     Server("bjoern", "bjoern", _bjoern),
-    Server("uWSGI (http11-socket)", "uwsgi", _uwsgi),
+    Server("uWSGI (http11-socket)", "bin/uwsgi", _uwsgi),
     Server("waitress (4 threads)", "waitress", _waitress, multi_process=False),
 )
 
@@ -99,8 +150,14 @@ def log(message: str) -> None:
 
 def _run(argv: list[str], timeout: float = 600) -> bool:
     log("$ " + " ".join(argv))
-    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, timeout=timeout, check=False)
+    result = subprocess.run(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if result.returncode != 0:
         log(result.stdout[-2000:])
     return result.returncode == 0
@@ -170,8 +227,9 @@ def ensure_node(install: bool) -> bool:
         return ready
     NODE_DIR.mkdir(parents=True, exist_ok=True)
     installed.write_bytes(manifest)
-    return _run(["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund",
-                 "--loglevel=error"])
+    return _run(
+        ["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
+    )
 
 
 def has_module(python: str, module: str) -> bool:
@@ -189,11 +247,11 @@ def free_port() -> int:
         return port
 
 
-def send(port: int, method: str = "POST") -> tuple[int, bytes]:
-    """Send the text event once; (status, body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def send(port: int, timeout: float = 5) -> tuple[int, bytes]:
+    """Send the text event once on a new connection; (status, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request(method, PATH, body=TEXT_EVENT.body, headers=TEXT_EVENT.headers)
+        connection.request("POST", PATH, body=TEXT_EVENT.body, headers=TEXT_EVENT.headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -224,21 +282,30 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(server: Server, python: str, app: str, workers: int, cpus: str | None,
-          label: str) -> Iterator[Running]:
+def serve(
+    server: Server, python: str, app: str, workers: int, cpus: str | None, label: str, logname: str
+) -> Iterator[Running]:
     """Start ``server`` in its own process group, wait until it answers the text event correctly."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO), BENCH_APP=app, PORT=str(port),
-               WORKERS=str(workers), NODE_PATH=str(NODE_DIR / "node_modules"),
-               ALLOWED_ENDPOINT=f"http://{ORIGIN}", NODE_ENV="production")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        BENCH_APP=app,
+        PORT=str(port),
+        WORKERS=str(workers),
+        NODE_PATH=str(NODE_DIR / "node_modules"),
+        ALLOWED_ENDPOINT=f"http://{ORIGIN}",
+        NODE_ENV="production",
+    )
     argv = server.argv(python, port, workers)
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     LOGS.mkdir(parents=True, exist_ok=True)
-    logfile = LOGS / (label.replace(" ", "_").replace("/", "_") + ".log")
+    logfile = LOGS / (logname.replace(" ", "_").replace("/", "_") + ".log")
     with logfile.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_ready(process, port, label, logfile)
         yield Running(label, port, process)

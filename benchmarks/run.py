@@ -1,0 +1,318 @@
+"""Run every benchmark and write ``benchmarks/BENCHMARKS.md``.
+
+    python -m benchmarks            # the full run, about 8 minutes; installs what it needs
+    python -m benchmarks --smoke    # about 10 seconds: proves it works, not how fast
+
+The full run installs wrk (Debian), the Python servers (a venv in benchmarks/.work/) and the
+Node contender (npm, into benchmarks/.work/node) when they are missing. The smoke run installs
+nothing by default and leaves out what is missing, saying so in its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+
+from benchmarks import emulator, inprocess, loopback, negotiate
+from benchmarks.apps import bare_app, extension_app
+from benchmarks.fixtures import TEXT_EVENT
+from benchmarks.loopback import Entry, LoadSettings
+from benchmarks.report import machine, node_versions, python_versions, render
+from benchmarks.results import Table
+from benchmarks.servers import (
+    BENCHMARKS,
+    NODE,
+    NODE_DIR,
+    PYTHON_SERVERS,
+    WORK,
+    Server,
+    ensure_node,
+    ensure_venv,
+    ensure_wrk,
+    log,
+)
+
+#: The server configuration measured with the bare Flask app too, to show the limit over HTTP.
+REFERENCE_SERVER = "granian WSGI"
+PARTS = ("inprocess", "tokens", "http", "emulator")
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeats: int
+    seconds_per_sample: float
+    token_count: int
+    load: LoadSettings
+    #: At most this many Python servers per HTTP phase (the smoke run keeps one).
+    max_python_servers: int
+
+
+FULL = Settings(
+    repeats=11,
+    seconds_per_sample=0.15,
+    token_count=3000,
+    load=LoadSettings(seconds=3, warmup_seconds=1, repeats=5, connections=32),
+    max_python_servers=len(PYTHON_SERVERS),
+)
+SMOKE = Settings(
+    repeats=3,
+    seconds_per_sample=0.02,
+    token_count=100,
+    load=LoadSettings(seconds=1, warmup_seconds=0, repeats=1, connections=8),
+    max_python_servers=1,
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--smoke", action="store_true", help="a ten-second run for CI")
+    parser.add_argument(
+        "--install",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="install missing tools (default: yes, but no with --smoke)",
+    )
+    parser.add_argument(
+        "--only", action="append", choices=PARTS, help="run only this part (repeatable)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="the report (default: benchmarks/BENCHMARKS.md, or "
+        "benchmarks/.work/BENCHMARKS-smoke.md with --smoke)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw samples here")
+    return parser.parse_args(argv)
+
+
+def _apps() -> dict[str, Flask]:
+    apps = {"bare": bare_app()}
+    try:
+        apps["extension"] = extension_app()
+    except ImportError as exc:
+        log(f"flask_webpubsub is not importable ({exc}): measuring the bare route only")
+    return apps
+
+
+def _http(settings: Settings, install: bool) -> tuple[list[Table], str]:
+    """Both HTTP phases; returns the tables and the Python used for the servers."""
+    one = loopback.new_table("http_one", "One process each (server on CPU 1, wrk on CPU 0)")
+    whole = loopback.new_table(
+        "http_whole", "Whole machine: 2 workers each (Node cluster of 2), wrk on the same cores"
+    )
+    tables = [one, whole]
+    python = ensure_venv(install)
+    node_ready = ensure_node(install)
+    if python is None:
+        python = sys.executable
+        log(f"no benchmark venv: Python servers run from {python}")
+    if not ensure_wrk(install):
+        for table in tables:
+            table.notes.append("Not measured: wrk is not installed (run without --smoke).")
+        return tables, python
+
+    servers: list[Server] = []
+    for server in PYTHON_SERVERS:
+        if server.installed(python):
+            servers.append(server)
+        else:
+            for table in tables:
+                table.contender(f"flask_webpubsub on {server.name}").skipped = "not installed"
+    servers = servers[: settings.max_python_servers]
+
+    def entries(multi_process: bool) -> list[Entry]:
+        chosen = [Entry(NODE.name, NODE, "", python)] if node_ready else []
+        for server in servers:
+            if server.multi_process or not multi_process:
+                chosen.append(
+                    Entry(f"flask_webpubsub on {server.name}", server, "extension", python)
+                )
+        reference = [s for s in servers if s.name == REFERENCE_SERVER]
+        if multi_process and reference:
+            chosen.append(
+                Entry(
+                    f"bare Flask route on {REFERENCE_SERVER} (the limit)",
+                    reference[0],
+                    "bare",
+                    python,
+                )
+            )
+        return chosen
+
+    if not node_ready:
+        for table in tables:
+            table.contender(NODE.name).skipped = "node or its npm packages are not installed"
+    loopback.run_phase(one, entries(False), 1, settings.load, pinned=True)
+    loopback.run_phase(whole, entries(True), 2, settings.load, pinned=False)
+    for table in tables:
+        table.notes.append(
+            f"wrk: 1 thread, {settings.load.connections} keep-alive connections, "
+            f"{settings.load.seconds} s per run, {settings.load.repeats} runs per contender "
+            "alternating with the others; the request is the signed text user event "
+            f"({len(TEXT_EVENT.body)} bytes), answered with the same text."
+        )
+    return tables, python
+
+
+def _best_python(table: Table) -> str | None:
+    ranked = [
+        c
+        for c in table.contenders
+        if c.name.startswith("flask_webpubsub")
+        and c.median("rps") is not None
+        and not c.disqualified
+    ]
+    if not ranked:
+        return None
+    return max(ranked, key=lambda c: c.median("rps") or 0.0).name
+
+
+def _verdict(value: float | None, target: float, higher_is_better: bool) -> str:
+    if value is None:
+        return "not measured"
+    met = value >= target if higher_is_better else value <= target
+    return "met" if met else "missed"
+
+
+def headline(tables: dict[str, Table]) -> list[str]:
+    lines = []
+    if "inprocess" in tables:
+        table = tables["inprocess"]
+        ratio = table.contender(TEXT_EVENT.name).median("ratio")
+        if ratio is not None:
+            worst = max(
+                (c.median("ratio") or 0.0, c.name)
+                for c in table.contenders
+                if c.name.startswith("user event")
+            )
+            lines.append(
+                f"- In-process, {TEXT_EVENT.name}: **{ratio:.2f}x** the bare Flask route "
+                f"(target <= 1.15x: {_verdict(ratio, 1.15, False)}); worst user event "
+                f"{worst[0]:.2f}x ({worst[1]})."
+            )
+    for key, label in (("http_whole", "Whole machine"), ("http_one", "One process")):
+        if key not in tables:
+            continue
+        table = tables[key]
+        best = _best_python(table)
+        if best is None or table.contender(NODE.name).median("rps") is None:
+            continue
+        rps, p99 = table.ratio(best, "rps"), table.ratio(best, "p99_ms")
+        target = " (target >= 1.0x, p99 no worse)" if key == "http_whole" else ""
+        verdict = (
+            f": {_verdict(rps, 1.0, True)}, p99 {_verdict(p99, 1.0, False)}"
+            if key == "http_whole"
+            else ""
+        )
+        lines.append(
+            f"- {label} over HTTP: {best} does **{rps or 0:.2f}x** Node's requests/s with "
+            f"{p99 or 0:.2f}x its p99 latency{target}{verdict}."
+        )
+    if "tokens" in tables:
+        ratio = tables["tokens"].ratio(negotiate.OURS)
+        lines.append(
+            f"- Token builder: **{ratio or 0:.2f}x** the time of a bare jwt.encode "
+            f"(target <= 1.3x: {_verdict(ratio, 1.3, False)}); the SDK's "
+            f"get_client_access_token {tables['tokens'].ratio(negotiate.SDK) or 0:.2f}x."
+        )
+    if "negotiate" in tables:
+        ratio = tables["negotiate"].ratio(negotiate.OUR_ROUTE)
+        if ratio is not None:
+            lines.append(
+                f"- Negotiate route: {ratio:.2f}x the tokens/s of a Flask route "
+                "around the SDK's get_client_access_token."
+            )
+    return lines
+
+
+METHOD = [
+    "- In-process: `app(environ, start_response)` with a prebuilt environ and a fresh body "
+    "stream per call, the response iterated and closed as a server would. The bare route and "
+    "flask_webpubsub alternate in every repeat (A B A B ...); the ratio is taken per repeat.",
+    "- Every contender's answer is checked before it is timed (status and echoed body): a fast "
+    "wrong answer is not a result. Under load, any non-2xx answer fails the contender.",
+    "- HTTP: all servers of a phase are started first, then measured in turn, repeat after "
+    "repeat. Node runs `benchmarks/node/server.js` (the official handler, which checks no "
+    "signature; flask_webpubsub verifies HMAC-SHA256 on every request).",
+    "- Servers run from a venv in benchmarks/.work/ with the project on PYTHONPATH; their exact "
+    "commands are in benchmarks/servers.py.",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    install = (not args.smoke) if args.install is None else args.install
+    parts = set(args.only or PARTS)
+    output = args.output or (
+        WORK / "BENCHMARKS-smoke.md" if args.smoke else BENCHMARKS / "BENCHMARKS.md"
+    )
+    started = time.monotonic()
+    tables: dict[str, Table] = {}
+    python = sys.executable
+
+    if "inprocess" in parts:
+        log("in-process upstream events")
+        tables["inprocess"] = inprocess.run(
+            _apps(), repeats=settings.repeats, seconds_per_sample=settings.seconds_per_sample
+        )
+    if "tokens" in parts:
+        log("client access tokens")
+        tables["tokens"] = negotiate.run(repeats=settings.repeats, count=settings.token_count)
+        tables["negotiate"] = negotiate.run_route(
+            repeats=settings.repeats, seconds_per_sample=settings.seconds_per_sample
+        )
+    if "http" in parts:
+        log("HTTP on loopback")
+        http_tables, python = _http(settings, install)
+        tables.update((t.key, t) for t in http_tables)
+    if "emulator" in parts:
+        tables["emulator"] = emulator.run()
+
+    versions = python_versions(python)
+    versions.update(node_versions(NODE_DIR / "node_modules"))
+    sections: list[tuple[str, list[str], list[Table]]] = [
+        ("Extension overhead in-process", [], [tables[k] for k in ("inprocess",) if k in tables]),
+        (
+            "HTTP on loopback against @azure/web-pubsub-express",
+            [],
+            [tables[k] for k in ("http_one", "http_whole") if k in tables],
+        ),
+        (
+            "Negotiate and client access tokens",
+            [],
+            [tables[k] for k in ("tokens", "negotiate") if k in tables],
+        ),
+        ("Emulator", [], [tables[k] for k in ("emulator",) if k in tables]),
+    ]
+    elapsed = time.monotonic() - started
+    method = [
+        *METHOD,
+        f"- This run took {elapsed:.0f} s"
+        + (" (smoke: figures prove the harness works, not how fast)." if args.smoke else "."),
+    ]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        render(
+            facts=machine(),
+            versions=versions,
+            headline=headline(tables),
+            sections=[s for s in sections if s[2]],
+            method=method,
+        )
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({k: t.to_json() for k, t in tables.items()}, indent=1))
+    log(f"wrote {output} in {elapsed:.0f} s")
+    return 0
