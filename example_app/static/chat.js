@@ -72,6 +72,7 @@
   }
 
   function enterRoom(snapshot) {
+    const again = room !== null && snapshot.room === room; // back after a reconnect
     room = snapshot.room;
     wanted = room;
     if (room) sessionStorage.setItem("chat.room", room);
@@ -80,10 +81,16 @@
       button.setAttribute("aria-current", String(button.dataset.room === room));
     }
     byId("room-title").textContent = room ? `#${room}` : "Not in a room";
-    log.replaceChildren();
-    snapshot.history.forEach(addMessage);
+    if (again) {
+      // Keep what is on screen; add what was said while the connection was down.
+      const shown = new Set([...log.querySelectorAll(".message")].map((item) => item.dataset.id));
+      snapshot.history.filter((message) => !shown.has(String(message.id))).forEach(addMessage);
+    } else {
+      log.replaceChildren();
+      snapshot.history.forEach(addMessage);
+      addNote(room ? `You joined #${room}.` : "You left the room. Pick one on the left.");
+    }
     showMembers(snapshot.members);
-    addNote(room ? `You joined #${room}.` : "You left the room. Pick one on the left.");
     sentCounter.textContent = snapshot.sent;
     errorLine.textContent = "";
     enableComposer();
@@ -187,6 +194,8 @@
       if (frame.type === "system" && frame.event === "connected") {
         welcomed = true;
         failures = 0;
+        status.dataset.connectionId = frame.connectionId;
+        status.title = `Connection ${frame.connectionId}`;
         if (everConnected) {
           setStatus("connected", `Reconnected at ${clock(new Date())}`);
           addNote("Reconnected.");

@@ -1,0 +1,114 @@
+"""The chat on a real HTTP server, with the built-in emulator when there is no Azure service.
+
+Used by ``python -m example_app`` and by the browser test: ``ChatServer(port=0,
+emulator_port=0).start()`` serves on free ports, ``stop()`` ends both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import create_app, store
+
+if TYPE_CHECKING:
+    from flask_webpubsub.emulator import EmulatorThread
+
+
+def browsable(host: str) -> str:
+    """The address to open for a listening address: loopback for a wildcard."""
+    return "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
+
+
+class ChatServer:
+    """The chat app on werkzeug's threaded server, in a background thread.
+
+    Without ``connection_string`` it starts the emulator on ``emulator_port`` and points its
+    hub's event handler at the app. Port 0 picks a free port; the real ones are in
+    :attr:`url` and :attr:`emulator`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        emulator_port: int = 8080,
+        connection_string: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.emulator_port = emulator_port
+        self.connection_string = connection_string
+        self.config = dict(config or {})
+        self.emulator: EmulatorThread | None = None
+        self.app: Flask | None = None
+        self._http: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Where to open the chat."""
+        return f"http://{browsable(self.host)}:{self.port}"
+
+    def start(self) -> ChatServer:
+        # The app's socket first: the emulator needs its port for the event handler URL, and
+        # the app needs the emulator's connection string. Requests wait until serving starts.
+        http = make_server(self.host, self.port, _not_ready, threaded=True)
+        self._http = http
+        self.port = http.server_port
+        try:
+            connection_string = self.connection_string
+            if connection_string is None:
+                connection_string = self._start_emulator()
+            app = create_app({**self.config, "WEBPUBSUB_CONNECTION_STRING": connection_string})
+            if self.emulator is not None:
+                with app.app_context():
+                    store.clear_presence()  # a fresh service has no connections yet
+            self.app = http.app = app
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=http.serve_forever, name="chat-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_emulator(self) -> str:
+        from flask_webpubsub.emulator import EmulatorThread
+
+        self.emulator = EmulatorThread(
+            host=self.host,
+            port=self.emulator_port,
+            upstream=f"{self.url}/eventhandler",
+            # The app is not serving yet; the emulator checks it before the first event.
+            validate_upstream=False,
+        ).start()
+        return self.emulator.connection_string
+
+    def stop(self) -> None:
+        """Stop the emulator (closing its connections), then the app's server."""
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self._http is not None:
+            if self._thread is not None:
+                self._http.shutdown()
+                self._thread.join(10)
+            self._http.server_close()
+        self._thread = None
+        self._http = None
+
+    def __enter__(self) -> ChatServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _not_ready(environ: Any, start_response: Any) -> Any:  # pragma: no cover - never served
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
