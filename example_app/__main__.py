@@ -60,6 +60,9 @@ def main() -> int:
     )
     try:
         server.start()
+    except ImportError as exc:  # the emulator needs the [emulator] extra
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"error: cannot listen ({exc.strerror or exc}); set EXAMPLE_PORT or EMULATOR_PORT "

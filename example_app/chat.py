@@ -169,10 +169,15 @@ def join(event: UserEvent) -> dict[str, Any]:
         return error("There is no such room.")
     old = event.state.get("room")
     if room != old:
+        try:
+            if old is not None:
+                webpubsub.client.remove_connection_from_group(old, event.connection_id)
+            webpubsub.client.add_connection_to_group(room, event.connection_id)
+        except AzureError as exc:
+            logger.warning("Could not move %s to %s: %s", event.connection_id, room, exc)
+            return error("Could not change rooms; try again.")
         if old is not None:
-            webpubsub.client.remove_connection_from_group(old, event.connection_id)
             leave(event.connection_id, event.user_id, old)
-        webpubsub.client.add_connection_to_group(room, event.connection_id)
         event.state["room"] = room
         enter(event.connection_id, event.user_id, room)
     return room_snapshot(room, event.state.get("sent", 0))
@@ -182,7 +187,11 @@ def join(event: UserEvent) -> dict[str, Any]:
 def leave_room(event: UserEvent) -> dict[str, Any]:
     old = event.state.get("room")
     if old is not None and event.user_id is not None:
-        webpubsub.client.remove_connection_from_group(old, event.connection_id)
+        try:
+            webpubsub.client.remove_connection_from_group(old, event.connection_id)
+        except AzureError as exc:
+            logger.warning("Could not take %s out of %s: %s", event.connection_id, old, exc)
+            return error("Could not leave the room; try again.")
         leave(event.connection_id, event.user_id, old)
     event.state["room"] = None
     return room_snapshot(None, event.state.get("sent", 0))

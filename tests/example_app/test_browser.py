@@ -181,9 +181,15 @@ def test_two_people_chat_and_recover_from_dropped_connections(
     say(bob, "Me too.")
     expect(alice.locator("#log .message").last.locator(".text")).to_have_text("Me too.")
 
-    # Bob leaves the room, then closes the tab: Alice sees him go.
+    # Bob leaves the room and comes back, then closes the tab: Alice sees each move.
     bob.click("#leave")
     expect(bob.locator("#room-title")).to_have_text("Not in a room")
+    expect(alice.locator("#log .event").last).to_have_text("bob left.")
+    expect(alice.locator("#members li")).to_have_text(["alice"])
+    bob.click("button[data-room=random]")
+    expect(alice.locator("#log .event").last).to_have_text("bob arrived.")
+    expect(bob.locator("#log .message .text").last).to_have_text("Me too.")
+    bob.close()
     expect(alice.locator("#log .event").last).to_have_text("bob left.")
     expect(alice.locator("#members li")).to_have_text(["alice"])
 

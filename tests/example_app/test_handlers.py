@@ -10,9 +10,11 @@ from typing import Any
 
 import jwt
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from flask import Flask
 
 from example_app import create_app
+from flask_webpubsub import WebPubSubState
 
 from .fakes import ChatUsers, FakeService
 
@@ -354,3 +356,33 @@ def test_signing_out(app: Flask) -> None:
     browser = sign_in(app, "alice")
     browser.post("/signout")
     assert browser.get("/negotiate").status_code == 401
+
+
+class BrokenService(FakeService):
+    def add_connection_to_group(self, group: str, connection_id: str, **_: Any) -> None:
+        raise ServiceRequestError("the service is unreachable")
+
+    def remove_connection_from_group(self, group: str, connection_id: str, **_: Any) -> None:
+        raise ServiceRequestError("the service is unreachable")
+
+    def send_to_group(self, group: str, message: Any, **_: Any) -> None:
+        raise ServiceRequestError("the service is unreachable")
+
+
+def test_service_failures_are_answered_not_fatal(
+    users: ChatUsers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = users.connect("alice")
+    broken = BrokenService()
+    monkeypatch.setattr(WebPubSubState, "client", property(lambda self: broken))
+    assert alice.user_event("join", {"room": "help"}).data == {
+        "kind": "error", "error": "Could not change rooms; try again.",
+    }
+    assert alice.user_event("message", {"text": "hi"}).data == {
+        "kind": "error",
+        "error": "The message was saved but could not be delivered; reload to see it.",
+    }
+    assert alice.user_event("leave").data == {
+        "kind": "error", "error": "Could not leave the room; try again.",
+    }
+    assert alice.state["room"] == "general"
