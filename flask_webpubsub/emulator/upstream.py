@@ -1,0 +1,296 @@
+"""Calls to the app's event handler, exactly as the service makes them (PROTOCOL.md sections 1-5).
+
+One :class:`Upstream` per emulator holds the HTTP client and the hubs' event handler settings.
+:meth:`Upstream.send` signs and sends one CloudEvent and returns the reply, or raises
+:class:`UpstreamError` (unreachable, timed out, rejected the abuse-protection check); every
+call is logged on one line, failures at warning with what went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+import aiohttp
+
+from flask_webpubsub.signature import sign
+
+from .settings import ANY_HUB, EventHandler, redact_url
+
+logger = logging.getLogger(__name__)
+
+#: The largest reply read from the upstream.
+MAX_REPLY_BYTES = 1024 * 1024 + 64 * 1024
+_ORIGIN_SEPARATORS = re.compile(r"[,\s]+")
+
+
+class UpstreamError(Exception):
+    """The event could not be delivered; the message says why (no secrets)."""
+
+
+class UpstreamValidationError(UpstreamError):
+    """The upstream answered the abuse-protection check, and refused."""
+
+
+class EventContext(Protocol):
+    """What every event says about its connection."""
+
+    @property
+    def hub_name(self) -> str: ...
+
+    @property
+    def connection_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    @property
+    def state(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    status: int
+    content_type: str | None
+    body: bytes = field(repr=False)
+    #: The ``ce-connectionState`` header, when the reply set one.
+    state: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def reason(self) -> str:
+        """The body as text, for a rejection."""
+        return self.body[:512].decode("utf-8", "replace")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Upstream:
+    """The hubs' event handlers and the HTTP client that calls them."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Sequence[EventHandler]],
+        keys: Sequence[str],
+        origin: str,
+        timeout: float,
+    ) -> None:
+        self.handlers = {hub.lower(): tuple(items) for hub, items in handlers.items()}
+        self._keys = tuple(keys)
+        self.origin = origin
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._validated: set[str] = set()
+        self._validating: dict[str, asyncio.Future[None]] = {}
+        self._ids = itertools.count(1)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=200),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def handler(self, hub: str, event_name: str, system: bool) -> EventHandler | None:
+        """The event handler that takes this event of this hub, if any."""
+        handlers = self.handlers.get(hub.lower())
+        if handlers is None:
+            handlers = self.handlers.get(ANY_HUB, ())
+        for handler in handlers:
+            if handler.takes(event_name, system):
+                return handler
+        return None
+
+    # -- abuse protection ----------------------------------------------------------------------
+
+    async def validate_all(self) -> None:
+        """Run the abuse-protection check of every configured URL, as the portal does on save.
+
+        Raises :class:`UpstreamValidationError` when an upstream refuses. An unreachable one is
+        logged and checked again before its first event (the app may start after the emulator).
+        """
+        for hub, handlers in self.handlers.items():
+            for handler in handlers:
+                if hub == ANY_HUB and "{hub}" in handler.url_template:
+                    continue  # checked per hub, before the first event
+                try:
+                    await self._validate(handler.url(hub, "validate"))
+                except UpstreamValidationError:
+                    raise
+                except UpstreamError as exc:
+                    logger.warning(
+                        "The upstream %s is not reachable yet (%s); it is checked again before "
+                        "its first event.",
+                        handler.redacted,
+                        exc,
+                    )
+
+    async def _validate(self, url: str) -> None:
+        if url in self._validated:
+            return
+        pending = self._validating.get(url)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._validating[url] = future
+        try:
+            await self._options(url)
+            self._validated.add(url)
+            future.set_result(None)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark it retrieved: only the waiters re-raise it
+            raise
+        finally:
+            del self._validating[url]
+
+    async def _options(self, url: str) -> None:
+        assert self._session is not None, "call start() first"
+        shown = redact_url(url)
+        try:
+            async with self._session.options(
+                url,
+                headers={"WebHook-Request-Origin": self.origin, "ce-awpsversion": "1.0"},
+                allow_redirects=False,
+            ) as response:
+                allowed = response.headers.get("WebHook-Allowed-Origin", "")
+                status = response.status
+                reason = (await response.content.read(512)).decode("utf-8", "replace").strip()
+        except asyncio.TimeoutError:
+            raise UpstreamError(f"no answer within {self.timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(_describe(exc)) from None
+        origins = {o.lower() for o in _ORIGIN_SEPARATORS.split(allowed) if o}
+        if 200 <= status < 300 and ("*" in origins or self.origin.lower() in origins):
+            logger.info("The upstream %s passed the abuse-protection check.", shown)
+            return
+        detail = f"status {status}" + (f" ({reason[:200]})" if reason else "")
+        if 200 <= status < 300:
+            detail += f", WebHook-Allowed-Origin {allowed!r} does not allow {self.origin!r}"
+        message = (
+            f"the upstream {shown} refused the abuse-protection check (OPTIONS with "
+            f"WebHook-Request-Origin: {self.origin}): {detail}. Allow this origin in the app, "
+            "for example with a connection string whose Endpoint is this emulator"
+        )
+        logger.error("%s.", message[0].upper() + message[1:])
+        raise UpstreamValidationError(message)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        handler: EventHandler,
+        context: EventContext,
+        ce_type: str,
+        event_name: str,
+        body: bytes,
+        content_type: str,
+    ) -> UpstreamReply:
+        """POST one event; the reply, or :class:`UpstreamError` when there is none."""
+        assert self._session is not None, "call start() first"
+        hub = context.hub_name
+        url = handler.url(hub, event_name)
+        shown = redact_url(url)
+        connection_id = context.connection_id
+        what = f"{event_name} event of connection {connection_id} in hub {hub}"
+        started = time.perf_counter()
+        try:
+            await self._validate(handler.url(hub, "validate"))
+            headers = {
+                "Content-Type": content_type,
+                "WebHook-Request-Origin": self.origin,
+                "ce-specversion": "1.0",
+                "ce-awpsversion": "1.0",
+                "ce-type": ce_type,
+                "ce-source": f"/hubs/{hub}/client/{connection_id}",
+                "ce-id": str(next(self._ids)),
+                "ce-time": _now(),
+                "ce-signature": sign(connection_id, self._keys),
+                "ce-hub": hub,
+                "ce-connectionId": connection_id,
+                "ce-eventName": event_name,
+            }
+            if context.user_id is not None:
+                headers["ce-userId"] = context.user_id
+            if context.subprotocol:
+                headers["ce-subprotocol"] = context.subprotocol
+            if context.state:
+                headers["ce-connectionState"] = context.state
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                reply_body = await _read_bounded(response)
+                states = response.headers.getall("ce-connectionState", [])
+                reply = UpstreamReply(
+                    response.status,
+                    response.headers.get("Content-Type"),
+                    reply_body,
+                    states[0] if len(states) == 1 else None,
+                )
+        except UpstreamValidationError as exc:
+            raise UpstreamError(str(exc)) from None
+        except asyncio.TimeoutError:
+            logger.warning(
+                "The upstream %s did not answer the %s within %g s.", shown, what, self.timeout
+            )
+            raise UpstreamError(f"the upstream did not answer within {self.timeout:g} s") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            reason = _describe(exc)
+            logger.warning("The upstream %s failed for the %s: %s.", shown, what, reason)
+            raise UpstreamError(f"the upstream failed: {reason}") from None
+        if len(states) > 1:
+            logger.warning(
+                "The upstream %s replied to the %s with %d ce-connectionState headers; only one "
+                "is allowed, so the state is unchanged.",
+                shown,
+                what,
+                len(states),
+            )
+        elapsed = (time.perf_counter() - started) * 1000
+        log = logger.info if reply.ok else logger.warning
+        log("%s -> %s: %d (%.0f ms)", what, shown, reply.status, elapsed)
+        return reply
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise ValueError(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without a reply"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

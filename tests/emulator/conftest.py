@@ -1,0 +1,244 @@
+"""The emulator's test stack: a real app (the extension, signatures on) served on loopback, an
+emulator in a background thread forwarding to it, and helpers for raw WebSocket clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask, abort, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from flask_webpubsub import (
+    ConnectedEvent,
+    ConnectEvent,
+    ConnectResponse,
+    DisconnectedEvent,
+    GroupJoinedEvent,
+    NegotiateOptions,
+    UserEvent,
+    UserEventResponse,
+    WebPubSub,
+)
+from flask_webpubsub.emulator import EmulatorThread
+from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
+from tests import secrets_guard
+
+#: 44 characters, like the service's base64 keys; long enough for HS256 without warnings.
+KEY = "ZW11bGF0b3ItdGVzdC1rZXktZm9yLXRlc3RzLW9ubHk="
+OTHER_KEY = "b3RoZXIta2V5LW5vdC10aGUtZW11bGF0b3JzLWtleQ=="
+HUB = "chat"
+JSON = "json.webpubsub.azure.v1"
+RELIABLE = "json.reliable.webpubsub.azure.v1"
+ALL_ROLES = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]
+
+secrets_guard.KNOWN_KEYS.update({KEY, OTHER_KEY})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll until ``condition()`` is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class AppServer:
+    """A WSGI app on loopback in a thread; ``stop()`` frees the port for a restart."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.app = app
+        self.server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+        self.port = self.server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@dataclass
+class Recorded:
+    """What the app's handlers saw: (event name, connection id, detail)."""
+
+    events: list[tuple[str, str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, connection_id: str, detail: Any = None) -> None:
+        with self.lock:
+            self.events.append((name, connection_id, detail))
+
+    def of(self, name: str, connection_id: str | None = None) -> list[Any]:
+        with self.lock:
+            return [
+                d for n, c, d in self.events
+                if n == name and (connection_id is None or c == connection_id)
+            ]
+
+
+def create_chat_app(connection_string: str, recorded: Recorded) -> Flask:
+    """The app under test: the real extension, with handlers for every kind of event."""
+    app = Flask("emulator_e2e")
+    app.config.update(WEBPUBSUB_CONNECTION_STRING=connection_string, WEBPUBSUB_HUB=HUB)
+    webpubsub = WebPubSub(app)
+
+    @webpubsub.on_negotiate
+    def negotiate() -> NegotiateOptions:
+        return NegotiateOptions(user_id=request.args.get("user"), roles=ALL_ROLES)
+
+    @webpubsub.on_connect
+    def connect(event: ConnectEvent) -> ConnectResponse:
+        recorded.add("connect", event.connection_id, {
+            "user": event.user_id, "query": event.query, "subprotocols": event.subprotocols,
+            "claims": event.claims,
+        })
+        if "reject" in event.query:
+            abort(403, "Rejected by the app.")
+        event.state["count"] = 0
+        groups = event.query.get("group", [])
+        return ConnectResponse(groups=groups)
+
+    @webpubsub.on_connected
+    def connected(event: ConnectedEvent) -> None:
+        recorded.add("connected", event.connection_id, event.state)
+
+    @webpubsub.on_disconnected
+    def disconnected(event: DisconnectedEvent) -> None:
+        recorded.add("disconnected", event.connection_id, event.reason)
+
+    @webpubsub.on_group_joined
+    def joined(event: GroupJoinedEvent) -> None:
+        recorded.add("joined", event.connection_id, event.group)
+
+    @webpubsub.on_user_event("echo")
+    def echo(event: UserEvent) -> UserEventResponse:
+        recorded.add("echo", event.connection_id, event.data)
+        return UserEventResponse(event.data, data_type=event.data_type)
+
+    @webpubsub.on_user_event("count")
+    def count(event: UserEvent) -> dict[str, int]:
+        event.state["count"] = int(event.state.get("count", 0)) + 1
+        return {"count": event.state["count"]}
+
+    @webpubsub.on_user_event("silent")
+    def silent(event: UserEvent) -> None:
+        recorded.add("silent", event.connection_id, event.data)
+
+    @webpubsub.on_user_event("fail")
+    def fail(event: UserEvent) -> None:
+        abort(400, "The app refuses this event.")
+
+    @webpubsub.on_user_event("message")
+    def message(event: UserEvent) -> str | bytes:
+        recorded.add("message", event.connection_id, event.data)
+        if isinstance(event.data, bytes):
+            return event.data[::-1]
+        return f"echo: {event.data}"
+
+    return app
+
+
+@dataclass
+class Stack:
+    """An emulator forwarding to the chat app, which talks back through the emulator."""
+
+    emulator: EmulatorThread
+    app: Flask
+    server: AppServer
+    recorded: Recorded
+
+    @property
+    def ws_url(self) -> str:
+        return self.emulator.url.replace("http", "ws", 1)
+
+    def negotiate(self, user: str | None = None, **query: str) -> str:
+        """A client URL from the app's negotiate route (extra query items are added to it)."""
+        import urllib.parse
+        import urllib.request
+
+        params = {"user": user} if user else {}
+        with urllib.request.urlopen(
+            f"{self.server.url}/negotiate?{urllib.parse.urlencode(params)}", timeout=10
+        ) as response:
+            url: str = json.load(response)["url"]
+        if query:
+            url += "&" + urllib.parse.urlencode(query)
+        return url
+
+    def token(self, user: str | None = None, roles: list[str] | None = None,
+              groups: list[str] | None = None, hub: str = HUB) -> str:
+        return build_client_token(
+            ServiceEndpoint(self.emulator.url, KEY), hub, user_id=user, roles=roles or [],
+            groups=groups or [],
+        )
+
+    def client_url(self, user: str | None = None, roles: list[str] | None = None,
+                   groups: list[str] | None = None, hub: str = HUB) -> str:
+        return f"{self.ws_url}/client/hubs/{hub}?access_token=" + self.token(
+            user, roles, groups, hub
+        )
+
+
+def start_stack(**options: Any) -> Stack:
+    """The app first (so the emulator's abuse-protection check reaches it), then the emulator
+    on the port the app's connection string names."""
+    recorded = Recorded()
+    port = free_port()
+    connection_string = f"Endpoint=http://127.0.0.1:{port};AccessKey={KEY};Version=1.0;"
+    app = create_chat_app(connection_string, recorded)
+    server = AppServer(app)
+    options.setdefault("upstream", f"{server.url}/eventhandler")
+    options.setdefault("recovery_timeout", 5.0)
+    emulator = EmulatorThread(port=port, access_key=KEY, **options)
+    try:
+        emulator.start()
+    except BaseException:
+        server.stop()
+        raise
+    assert emulator.connection_string == connection_string
+    return Stack(emulator, app, server, recorded)
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    stack = start_stack()
+    try:
+        yield stack
+    finally:
+        stack.emulator.stop()
+        stack.server.stop()
+
+
+@pytest.fixture
+def bare() -> Iterator[EmulatorThread]:
+    """An emulator with no upstream: groups, REST and clients only."""
+    with EmulatorThread(access_key=KEY) as emulator:
+        yield emulator
+
+
+def bare_url(emulator: EmulatorThread, user: str | None = None, roles: list[str] | None = None,
+             groups: list[str] | None = None, hub: str = HUB) -> str:
+    token = build_client_token(
+        ServiceEndpoint(emulator.url, KEY), hub, user_id=user, roles=roles or [],
+        groups=groups or [],
+    )
+    return emulator.url.replace("http", "ws", 1) + f"/client/hubs/{hub}?access_token={token}"
