@@ -106,7 +106,7 @@ async def client_endpoint(request: web.Request) -> web.StreamResponse:
     hub_name = request.match_info.get("hub") or request.query.get("hub", "")
     if not HUB_NAME.match(hub_name):
         return _text(400, "Invalid hub name: use /client/hubs/{hub} or /client/?hub={hub}.")
-    if not web.WebSocketResponse().can_prepare(request).ok:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
         return _text(400, "This endpoint takes WebSocket connections.")
     requested = requested_subprotocols(request)
     if "awps_connection_id" in request.query:

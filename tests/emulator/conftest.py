@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from flask import Flask, abort, request
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_webpubsub import (
@@ -41,6 +43,22 @@ ALL_ROLES = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]
 secrets_guard.KNOWN_KEYS.update({KEY, OTHER_KEY})
 
 
+def subprotocols(name: str | None) -> list[Subprotocol] | None:
+    return [Subprotocol(name)] if name else None
+
+
+def read_until_closed(receive: Callable[[], Any]) -> tuple[int, list[Any]]:
+    """Receive until the server closes: its close code, and what came before."""
+    seen = []
+    try:
+        while True:
+            seen.append(receive())
+    except ConnectionClosed as closed:
+        frame = closed.rcvd
+    assert frame is not None, "closed without a close frame"
+    return frame.code, seen
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -67,7 +85,9 @@ class AppServer:
         self.server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
         self.port = self.server.port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
