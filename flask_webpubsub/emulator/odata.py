@@ -66,6 +66,8 @@ Evaluator = Callable[[FilterTarget], Value]
 class _Node:
     type: str
     evaluate: Evaluator
+    #: Written in parentheses: ``('a')`` on the right of ``in`` is a one-item list.
+    grouped: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class _Parser:
                 items.append(self.or_expression())
             self.expect(")")
             if len(items) == 1:
-                return items[0]
+                return _Node(items[0].type, items[0].evaluate, grouped=True)
             return _list(items)
         if token.kind == "string":
             self.advance()
@@ -288,7 +290,7 @@ def _membership(left: _Node, right: _Node) -> _Node:
     if left.type not in _SCALARS:
         raise FilterError(f"Invalid left operand for 'in': type '{left.type}'.")
     if right.type not in ("list", "collection"):
-        if right.type in _SCALARS:  # ('x') parses as a parenthesised constant: a one-item list
+        if right.type in _SCALARS and right.grouped:  # ('x'): a one-item list
             right = _list([right])
         else:
             raise FilterError(

@@ -178,14 +178,13 @@ class Emulator:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
-        hubs = ", ".join(self.hub_names) or "every hub"
         if self._event_handlers:
             targets = "; ".join(
-                f"{hub}: {', '.join(h.redacted for h in handlers)}"
+                f"hub {'(any)' if hub == ANY_HUB else hub} to "
+                f"{', '.join(h.redacted for h in handlers) or 'nothing'}"
                 for hub, handlers in self._event_handlers.items()
             )
-            logger.info("Emulator listening on %s, forwarding events (%s) to %s.", self.url,
-                        hubs, targets)
+            logger.info("Emulator listening on %s, forwarding events of %s.", self.url, targets)
         else:
             logger.info("Emulator listening on %s (no upstream: events are not forwarded).",
                         self.url)

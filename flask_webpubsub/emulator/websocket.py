@@ -307,8 +307,8 @@ def _close_reason(ws: web.WebSocketResponse, clean: bool) -> str | None:
     if clean:
         return None
     if ws.exception() is not None:
-        return f"The connection was lost: {type(ws.exception()).__name__}."
-    return "The connection was closed abnormally (no close frame)."
+        return f"The connection was lost without a close frame ({type(ws.exception()).__name__})."
+    return "The connection was lost without a close frame."
 
 
 async def _user_event(

@@ -115,10 +115,10 @@ class Recorded:
             ]
 
 
-def create_chat_app(connection_string: str, recorded: Recorded) -> Flask:
+def create_chat_app(connection_string: str, recorded: Recorded, **config: Any) -> Flask:
     """The app under test: the real extension, with handlers for every kind of event."""
     app = Flask("emulator_e2e")
-    app.config.update(WEBPUBSUB_CONNECTION_STRING=connection_string, WEBPUBSUB_HUB=HUB)
+    app.config.update(WEBPUBSUB_CONNECTION_STRING=connection_string, WEBPUBSUB_HUB=HUB, **config)
     webpubsub = WebPubSub(app)
 
     @webpubsub.on_negotiate
