@@ -124,16 +124,25 @@ class Hub:
 class WebPubSubState:
     """What the extension keeps per app, at ``app.extensions["webpubsub"]``."""
 
-    def __init__(self, extension: WebPubSub, settings: Settings) -> None:
+    def __init__(self, extension: WebPubSub, settings: Settings, app: Flask) -> None:
         self.extension = extension
         self.settings = settings
         self._clients: dict[str, WebPubSubServiceClient] = {}
         self._lock = threading.RLock()
         self._default_hub = settings.hub.lower()
         self._credential: Any = settings.credential
+        self._app = app
+        self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     def __repr__(self) -> str:
         return f"<WebPubSubState hub={self.settings.hub!r} endpoint={self.settings.endpoint.url!r}>"
+
+    def ensure_sync(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """``app.ensure_sync(handler)``, worked out once per handler rather than per event."""
+        synced = self._synced.get(handler)
+        if synced is None:
+            synced = self._synced[handler] = self._app.ensure_sync(handler)
+        return synced
 
     @property
     def hub_names(self) -> list[str]:
@@ -253,7 +262,7 @@ class WebPubSub(Hub):
                     f"the hub {hub.name!r} is registered and is also WEBPUBSUB_HUB: use the "
                     "extension's own decorators for the default hub"
                 )
-        app.extensions[EXTENSION_KEY] = WebPubSubState(self, settings)
+        app.extensions[EXTENSION_KEY] = WebPubSubState(self, settings, app)
 
         from .views import create_blueprint
 

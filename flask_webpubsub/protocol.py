@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from .errors import InvalidEventError, InvalidStateError
@@ -65,6 +66,51 @@ class HeaderSource(Protocol):
 
     def getlist(self, key: str) -> list[str]: ...
 
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
+class WSGIHeaders:
+    """Request headers read straight from a WSGI environ: one dict lookup per header.
+
+    The server has already folded repeated header lines into one comma-separated value
+    (PEP 3333), which is how ``ce-signature`` lists are read anyway.
+    """
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self.environ = environ
+
+    def get(self, key: str) -> str | None:
+        return self.environ.get(_environ_key(key))
+
+    def getlist(self, key: str) -> list[str]:
+        value = self.get(key)
+        return [] if value is None else [value]
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every header as ``(lower-case-name, value)``."""
+        found = []
+        for key, value in self.environ.items():
+            if key.startswith("HTTP_"):
+                found.append((key[5:].replace("_", "-").lower(), value))
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                found.append((key.replace("_", "-").lower(), value))
+        return found
+
 
 class Reply(NamedTuple):
     """An HTTP reply for the service: status, content type (None for no body) and body."""
@@ -91,9 +137,10 @@ def required_header(headers: HeaderSource, name: str) -> str:
     return value.strip()
 
 
-def is_mqtt(headers: HeaderSource) -> bool:
-    """Whether the request is from an MQTT client."""
-    subprotocol = headers.get("ce-subprotocol")
+def is_mqtt(headers: HeaderSource, subprotocol: str | None = None) -> bool:
+    """Whether the request is from an MQTT client (``subprotocol``: the header, if read)."""
+    if subprotocol is None:
+        subprotocol = headers.get("ce-subprotocol")
     return bool(
         subprotocol and "mqtt" in subprotocol.lower() and headers.get("ce-physicalConnectionId")
     )
@@ -118,19 +165,20 @@ def parse_event(headers: HeaderSource, body: bytes) -> WebPubSubEvent | None:
     ce_type = required_header(headers, "ce-type")
     if not ce_type.startswith(TYPE_PREFIX):
         raise InvalidEventError(f"Unsupported ce-type {clip(ce_type)}: not a Web PubSub event.")
+    subprotocol = headers.get("ce-subprotocol") or None
     context: dict[str, Any] = {
         "hub": required_header(headers, "ce-hub"),
         "connection_id": required_header(headers, "ce-connectionId"),
         "type": ce_type,
         "user_id": headers.get("ce-userId") or None,
-        "subprotocol": headers.get("ce-subprotocol") or None,
+        "subprotocol": subprotocol,
         "state": read_state(headers),
         "origin": headers.get("WebHook-Request-Origin"),
         "id": headers.get("ce-id"),
         "time": headers.get("ce-time"),
         "_attributes": _CloudEventAttributes(headers),
     }
-    mqtt = is_mqtt(headers)
+    mqtt = subprotocol is not None and is_mqtt(headers, subprotocol)
 
     if ce_type.startswith(USER_PREFIX):
         name = ce_type[len(USER_PREFIX) :]
@@ -197,9 +245,11 @@ class _CloudEventAttributes(Mapping[str, str]):
         self._headers = headers
 
     def _read(self) -> dict[str, str]:
-        items: Any = getattr(self._headers, "items", lambda: ())()
+        # The signature authenticates the request to this app; it is not part of the event.
         return {
-            name[3:].lower(): value for name, value in items if name.lower().startswith("ce-")
+            name[3:].lower(): value
+            for name, value in self._headers.items()
+            if name.lower().startswith("ce-") and name.lower() != "ce-signature"
         }
 
     def __getitem__(self, key: str) -> str:
@@ -226,10 +276,9 @@ def _mqtt_context(headers: HeaderSource) -> dict[str, Any]:
 def _mqtt_header_properties(headers: HeaderSource) -> list[MqttUserProperty]:
     # WSGI servers keep no header name's case (werkzeug title-cases it): lower case is the one
     # spelling that does not depend on the server.
-    items: Any = getattr(headers, "items", lambda: ())()
     return [
         MqttUserProperty(name[5:].lower(), value)
-        for name, value in items
+        for name, value in headers.items()
         if name.lower().startswith("mqtt-")
     ]
 
@@ -378,20 +427,31 @@ def _decode_text(body: bytes, charset: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=256)
+def _payload_format(content_type: str | None) -> tuple[str, DataType, str]:
+    """``(media type, data type, charset)`` for a Content-Type; cached, since a service sends
+    the same few. Raises :class:`InvalidEventError` for a charset that is not a text encoding."""
+    media_type, parameters = parse_media_type(content_type)
+    if media_type == "text/plain":
+        return media_type, "text", _charset(parameters)
+    if media_type == "application/json":
+        return media_type, "json", _charset(parameters)
+    return media_type, "binary", ""
+
+
 def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType, str]:
     """Decode a user event payload by its Content-Type: ``(data, data_type, media_type)``.
 
     ``text/plain`` becomes ``str`` (charset parameter, UTF-8 by default), ``application/json``
     the decoded JSON value, anything else ``bytes`` untouched.
     """
-    media_type, parameters = parse_media_type(content_type)
-    if media_type == "text/plain":
+    media_type, data_type, charset = _payload_format(content_type)
+    if data_type == "text":
         try:
-            return _decode_text(body, _charset(parameters)), "text", media_type
+            return _decode_text(body, charset), "text", media_type
         except UnicodeError:
             raise InvalidEventError("The text payload does not match its charset.") from None
-    if media_type == "application/json":
-        charset = _charset(parameters)
+    if data_type == "json":
         try:
             text = _decode_text(body, charset)
         except UnicodeError:

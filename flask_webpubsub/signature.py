@@ -6,7 +6,7 @@ the emulator sign with them, so the two sides can never disagree.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 from collections.abc import Iterable, Sequence
 
@@ -14,7 +14,15 @@ _PREFIX = "sha256="
 
 
 def _digest(key: bytes, connection_id: bytes) -> str:
-    return hmac.new(key, connection_id, hashlib.sha256).hexdigest()
+    return hmac.digest(key, connection_id, "sha256").hex()
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(connection_id: str, keys: tuple[str, ...]) -> tuple[bytes, ...]:
+    # Every event of a connection carries the same signature: remember the last few thousand
+    # connections' digests instead of computing an HMAC per key for every event.
+    message = connection_id.encode()
+    return tuple(_digest(key.encode(), message).encode() for key in keys)
 
 
 def sign(connection_id: str, keys: Iterable[str]) -> str:
@@ -31,8 +39,7 @@ def verify(connection_id: str, signatures: Iterable[str], keys: Sequence[str]) -
     """
     if not keys:
         return False
-    message = connection_id.encode()
-    expected = [_digest(key.encode(), message).encode() for key in keys]
+    expected = _expected(connection_id, tuple(keys))
     for value in signatures:
         for entry in value.split(","):
             entry = entry.strip()
