@@ -41,6 +41,9 @@ from .tokens import parse_connection_string
 
 __all__ = ["ConnectResult", "EventResult", "TestConnection", "WebPubSubTestClient"]
 
+#: Request headers: a mapping, or ``(name, value)`` pairs to send a header more than once.
+HeaderItems = Mapping[str, str] | Sequence[tuple[str, str]]
+
 
 @dataclass(frozen=True)
 class HTTPResult:
@@ -211,7 +214,8 @@ class TestConnection:
                 self.user_id = response.user_id
             self.groups = list(dict.fromkeys([*self.groups, *(response.groups or ())]))
             self.roles = list(response.roles or ())
-            self.subprotocol = response.subprotocol
+            if response.subprotocol is not None:
+                self.subprotocol = response.subprotocol
         self.result = ConnectResult(http.status, http.headers, http.body, response)
         return self.result
 
@@ -385,8 +389,8 @@ class WebPubSubTestClient:
             connection.connected()
         return connection
 
-    def post(self, headers: Mapping[str, str], body: bytes) -> HTTPResult:
-        """POST raw headers and body to the event handler."""
+    def post(self, headers: HeaderItems, body: bytes) -> HTTPResult:
+        """POST raw headers (a mapping, or pairs to repeat a header) and a body."""
         return self.request("POST", headers, body)
 
     def options(self, origin: str | None = None) -> HTTPResult:
@@ -396,16 +400,21 @@ class WebPubSubTestClient:
             headers["WebHook-Request-Origin"] = origin or self.origin or ""
         return self.request("OPTIONS", headers, b"")
 
-    def request(self, method: str, headers: Mapping[str, str], body: bytes) -> HTTPResult:
+    def request(self, method: str, headers: HeaderItems, body: bytes) -> HTTPResult:
         """Send any request to the event handler path."""
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
         if self._test_client is not None:
             response = self._test_client.open(
-                self.path, method=method, headers=dict(headers), data=body
+                self.path, method=method, headers=Headers(pairs), data=body
             )
             return HTTPResult(response.status_code, Headers(response.headers), response.data)
         request = urllib.request.Request(  # noqa: S310 - the URL is the caller's own server
-            f"{self.base_url}{self.path}", data=body or None, headers=dict(headers), method=method
+            f"{self.base_url}{self.path}", data=body or None, method=method
         )
+        for name, value in pairs:
+            # urllib keeps one value per header name: fold repeats as HTTP allows.
+            existing = request.get_header(name.capitalize())
+            request.add_header(name, f"{existing}, {value}" if existing else value)
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
                 return HTTPResult(reply.status, Headers(list(reply.headers.items())), reply.read())
