@@ -95,6 +95,7 @@ def _new_socket(emulator: Emulator, protocol: str | None) -> web.WebSocketRespon
         max_msg_size=MAX_MESSAGE_BYTES,
         heartbeat=emulator.heartbeat,
         timeout=CLOSE_TIMEOUT,
+        compress=False,  # the service does not negotiate permessage-deflate either
     )
 
 
