@@ -201,7 +201,8 @@ async def client_endpoint(request: web.Request) -> web.StreamResponse:
     session.attach(ws, request.transport)
     emulator.trace.add(
         "connection", hub.name, session.connection_id,
-        f"connected: user {user_id!r}, {subprotocol or 'simple WebSocket'}",
+        f"connected: {f'user {user_id!r}' if user_id else 'anonymous'}, "
+        f"{subprotocol or 'simple WebSocket'}",
     )
     logger.info(
         "Client %s connected to hub %s (user %r, %s).",
