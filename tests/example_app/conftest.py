@@ -3,6 +3,7 @@ replaced by :class:`FakeService`."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,16 @@ def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
 @pytest.fixture
 def users(webpubsub_client: WebPubSubTestClient, service: FakeService) -> ChatUsers:
     return ChatUsers(webpubsub_client, service)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item, so fixtures can tell a failed test."""
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

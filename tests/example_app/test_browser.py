@@ -14,6 +14,8 @@ import pytest
 from example_app.server import ChatServer
 from tests import secrets_guard
 
+from .conftest import REPORTS
+
 pytestmark = pytest.mark.browser
 
 pytest.importorskip("playwright.sync_api")
@@ -55,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (./run-tests.sh installs it)")
+    expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -62,11 +65,16 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    """Each context is a separate person: its own cookies and session storage."""
+def contexts(browser: Browser, request: pytest.FixtureRequest) -> Iterator[list[BrowserContext]]:
+    """Each context is a separate person: its own cookies and session storage. When the test
+    fails, every open page is saved to test-artifacts/ to show what it showed."""
     opened: list[BrowserContext] = []
     yield opened
-    for context in opened:
+    call = request.node.stash.get(REPORTS, {}).get("call")
+    for number, context in enumerate(opened):
+        if call is not None and call.failed:
+            for page in context.pages:
+                screenshot(page, f"failed-{request.node.name}-{number}")
         context.close()
 
 
