@@ -80,7 +80,14 @@ def machine() -> dict[str, str]:
         "memory": f"{memory_gib():.1f} GiB",
         "os": f"{platform.system()} {platform.release()}",
         "wrk": _output(["wrk", "--version"]).split(" [")[0] or "not installed",
+        "load": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine skews every absolute figure."""
+    with open("/proc/loadavg") as loadavg:
+        return loadavg.read().split()[0]
 
 
 def render_table(table: Table) -> list[str]:
@@ -89,7 +96,7 @@ def render_table(table: Table) -> list[str]:
         return [*lines, *table.notes, ""]
     labels = {m.key: m.label for m in table.metrics}
     ratio_keys = (table.ratio_metrics or [table.metrics[0].key]) if table.baseline else []
-    header = ["contender", *(f"{m.label} ({m.unit})" for m in table.metrics)]
+    header = ["contender", *(f"{m.label} ({m.unit})" if m.unit else m.label for m in table.metrics)]
     header += [f"{labels[key]} vs {table.baseline}" for key in ratio_keys]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
@@ -136,6 +143,8 @@ def render(
         f"- CPU: {facts['cpu']}, {facts['cores']} cores; memory {facts['memory']}; {facts['os']}",
         "- " + ", ".join(f"{name} {version}" for name, version in versions.items()),
         f"- load generator: {facts['wrk']}",
+        f"- load average: {facts['load_before']} before the run, {facts['load']} after it "
+        "(above 0 means other work shared the cores)",
         "",
     ]
     for title, text, tables in sections:

@@ -21,9 +21,10 @@ from flask import Flask
 
 from benchmarks import emulator, inprocess, loopback, negotiate
 from benchmarks.apps import bare_app, extension_app
+from benchmarks.emulator import EmulatorSettings
 from benchmarks.fixtures import TEXT_EVENT
 from benchmarks.loopback import Entry, LoadSettings
-from benchmarks.report import machine, node_versions, python_versions, render
+from benchmarks.report import load_average, machine, node_versions, python_versions, render
 from benchmarks.results import Table
 from benchmarks.servers import (
     BENCHMARKS,
@@ -51,6 +52,7 @@ class Settings:
     load: LoadSettings
     #: At most this many Python servers per HTTP phase (the smoke run keeps one).
     max_python_servers: int
+    emulator: EmulatorSettings
 
 
 FULL = Settings(
@@ -59,6 +61,7 @@ FULL = Settings(
     token_count=3000,
     load=LoadSettings(seconds=3, warmup_seconds=1, repeats=5, connections=32),
     max_python_servers=len(PYTHON_SERVERS),
+    emulator=EmulatorSettings(clients=1000, messages=20, repeats=3),
 )
 SMOKE = Settings(
     repeats=3,
@@ -66,6 +69,7 @@ SMOKE = Settings(
     token_count=100,
     load=LoadSettings(seconds=1, warmup_seconds=0, repeats=1, connections=8),
     max_python_servers=1,
+    emulator=EmulatorSettings(clients=20, messages=2, repeats=1),
 )
 
 
@@ -232,6 +236,17 @@ def headline(tables: dict[str, Table]) -> list[str]:
                 f"- Negotiate route: {ratio:.2f}x the tokens/s of a Flask route "
                 "around the SDK's get_client_access_token."
             )
+    if "emulator" in tables and tables["emulator"].contenders:
+        table = tables["emulator"]
+        deliveries = table.contender(emulator.DELIVERIES).median("value")
+        p99 = table.contender(emulator.P99).median("value")
+        memory = table.contender(emulator.MEMORY).median("value")
+        lines.append(
+            f"- Emulator: {deliveries or 0:,.0f} deliveries/s to a group "
+            f"(target >= 50,000: {_verdict(deliveries, 50000, True)}), p99 {p99 or 0:.0f} ms "
+            f"(target < 100 ms: {_verdict(p99, 100, False)}), {memory or 0:.0f} KB per idle "
+            f"connection (target < 50 KB: {_verdict(memory, 50, False)})."
+        )
     return lines
 
 
@@ -258,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         WORK / "BENCHMARKS-smoke.md" if args.smoke else BENCHMARKS / "BENCHMARKS.md"
     )
     started = time.monotonic()
+    load_before = load_average()
     tables: dict[str, Table] = {}
     python = sys.executable
 
@@ -277,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         http_tables, python = _http(settings, install)
         tables.update((t.key, t) for t in http_tables)
     if "emulator" in parts:
-        tables["emulator"] = emulator.run()
+        log("emulator")
+        tables["emulator"] = emulator.run(settings.emulator)
 
     versions = python_versions(python)
     versions.update(node_versions(NODE_DIR / "node_modules"))
@@ -304,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(
         render(
-            facts=machine(),
+            facts={**machine(), "load_before": load_before},
             versions=versions,
             headline=headline(tables),
             sections=[s for s in sections if s[2]],
