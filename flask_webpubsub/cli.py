@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -27,12 +29,15 @@ def _mask(secret: str | None) -> str:
 
 
 def _events(hub: Hub) -> tuple[list[str], list[str]]:
+    """The system and user events a hub has handlers for, in the portal's notation."""
     system = [
         name
         for name, handler in (
             ("connect", hub.connect_handler),
             ("connected", hub.connected_handler),
             ("disconnected", hub.disconnected_handler),
+            ("joined", hub.group_joined_handler),
+            ("left", hub.group_left_handler),
         )
         if handler is not None
     ]
@@ -127,3 +132,64 @@ def sign_command(connection_id: str) -> None:
     if not keys:
         raise click.ClickException("no access key is configured, so there is nothing to sign with")
     click.echo(sign(connection_id, keys))
+
+
+@webpubsub_cli.command("emulator")
+@click.option("--host", default=None, help="Address to listen on (default: the app's endpoint's).")
+@click.option("--port", default=None, type=int, help="Port (default: the endpoint's, or 8080).")
+@click.option(
+    "--upstream",
+    default=None,
+    help="Where the app listens (default: http://127.0.0.1:5000); the event handler path is added.",
+)
+def emulator_command(host: str | None, port: int | None, upstream: str | None) -> None:
+    """Run the local Web PubSub emulator for this app: its hubs, its access key, and the events
+    it has handlers for. Point WEBPUBSUB_CONNECTION_STRING at http://127.0.0.1:<port>."""
+    try:
+        from .emulator import Emulator, EventHandler, UpstreamValidationError, run
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    state = _state()
+    settings = state.settings
+    if not settings.access_key:
+        raise click.ClickException(
+            "the emulator signs with the app's access key, and this app has none: set "
+            "WEBPUBSUB_CONNECTION_STRING=Endpoint=http://127.0.0.1:8080;AccessKey=<32+ "
+            "characters>;Version=1.0;"
+        )
+    endpoint = urlsplit(settings.endpoint.url)
+    local = endpoint.scheme == "http" and endpoint.hostname in ("127.0.0.1", "localhost", "::1")
+    host = host or (endpoint.hostname if local else None) or "127.0.0.1"
+    port = port or (endpoint.port if local else None) or 8080
+    base = (upstream or "http://127.0.0.1:5000").rstrip("/")
+    url = base if base.endswith(settings.event_handler_path) else base + settings.event_handler_path
+    handlers = {}
+    for name in state.hub_names:
+        hub = state.find_hub(name)
+        assert hub is not None
+        system, user = _events(hub)
+        handlers[name] = [EventHandler.create(url, user_events=user, system_events=system)]
+    try:
+        emulator = Emulator(
+            host=host, port=port, hubs=state.hub_names, access_key=settings.access_key,
+            event_handlers=handlers, validate_upstream=False,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def ready(emulator: Emulator) -> None:
+        click.echo(f"Web PubSub emulator on {emulator.url} (live trace: {emulator.url}/)")
+        click.echo(f"Hubs: {', '.join(state.hub_names)}; events go to {url}")
+        if not local or endpoint.port != emulator.port:
+            click.echo(
+                f"Point the app at it: WEBPUBSUB_CONNECTION_STRING=Endpoint={emulator.url};"
+                "AccessKey=<the app's current access key>;Version=1.0;"
+            )
+
+    try:
+        run(emulator, ready)
+    except UpstreamValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None

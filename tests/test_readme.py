@@ -25,3 +25,9 @@ def test_testing_example_passes_with_the_installed_plugin(pytester: pytest.Pytes
     pytester.makepyfile(test_readme_example=readme_block("testing-example"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=3)
+
+
+def test_end_to_end_example_passes_with_the_emulator_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_readme_e2e=readme_block("e2e-example"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=1)
