@@ -673,17 +673,22 @@ def build_event_headers(
     keys: Sequence[str],
     user_id: str | None = None,
     subprotocol: str | None = None,
-    state: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | str | None = None,
     origin: str | None = None,
     event_id: str | None = None,
+    ce_type: str | None = None,
     time: str | None = None,
     physical_connection_id: str | None = None,
     session_id: str | None = None,
     content_type: str | None = None,
 ) -> dict[str, str]:
     """The headers the service sends with an event (PROTOCOL.md section 2), signed with
-    ``keys``. ``physical_connection_id`` marks an MQTT client. Used by the emulator and the
-    testing helpers."""
+    ``keys``. Used by the emulator and the testing helpers.
+
+    ``state`` is the connection state, or its header value as the service stored it.
+    ``ce_type`` names the type when the event name alone would not (a user event called
+    ``connected``). ``physical_connection_id`` marks an MQTT client.
+    """
     import datetime
     import uuid
 
@@ -692,11 +697,13 @@ def build_event_headers(
     headers = {
         "ce-specversion": "1.0",
         "ce-awpsversion": "1.0",
-        "ce-type": event_type(event_name),
+        "ce-type": ce_type or event_type(event_name),
         "ce-source": f"/hubs/{hub.lower()}/client/{connection_id}",
         "ce-id": event_id or uuid.uuid4().hex,
         "ce-time": time
-        or datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        or datetime.datetime.now(datetime.timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "ce-hub": hub.lower(),
         "ce-eventName": event_name,
         "ce-connectionId": connection_id,
@@ -708,7 +715,7 @@ def build_event_headers(
     if subprotocol:
         headers["ce-subprotocol"] = subprotocol
     if state:
-        headers["ce-connectionState"] = encode_state(state)
+        headers["ce-connectionState"] = state if isinstance(state, str) else encode_state(state)
     if physical_connection_id:
         headers["ce-physicalConnectionId"] = physical_connection_id
         if session_id and event_name != "connect":

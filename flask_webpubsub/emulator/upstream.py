@@ -15,12 +15,11 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Protocol
 
 import aiohttp
 
-from flask_webpubsub.signature import sign
+from flask_webpubsub.protocol import build_event_headers
 
 from .settings import ANY_HUB, EventHandler, redact_url
 
@@ -74,10 +73,6 @@ class UpstreamReply:
     def reason(self) -> str:
         """The body as text, for a rejection."""
         return self.body[:512].decode("utf-8", "replace")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Upstream:
@@ -220,26 +215,19 @@ class Upstream:
         started = time.perf_counter()
         try:
             await self._validate(handler.url(hub, "validate"))
-            headers = {
-                "Content-Type": content_type,
-                "WebHook-Request-Origin": self.origin,
-                "ce-specversion": "1.0",
-                "ce-awpsversion": "1.0",
-                "ce-type": ce_type,
-                "ce-source": f"/hubs/{hub}/client/{connection_id}",
-                "ce-id": str(next(self._ids)),
-                "ce-time": _now(),
-                "ce-signature": sign(connection_id, self._keys),
-                "ce-hub": hub,
-                "ce-connectionId": connection_id,
-                "ce-eventName": event_name,
-            }
-            if context.user_id is not None:
-                headers["ce-userId"] = context.user_id
-            if context.subprotocol:
-                headers["ce-subprotocol"] = context.subprotocol
-            if context.state:
-                headers["ce-connectionState"] = context.state
+            headers = build_event_headers(
+                event_name,
+                ce_type=ce_type,
+                hub=hub,
+                connection_id=connection_id,
+                keys=self._keys,
+                user_id=context.user_id,
+                subprotocol=context.subprotocol,
+                state=context.state,
+                origin=self.origin,
+                event_id=str(next(self._ids)),
+                content_type=content_type,
+            )
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
