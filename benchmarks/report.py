@@ -20,6 +20,8 @@ PYTHON_PACKAGES = (
     "bjoern",
     "uwsgi",
     "waitress",
+    "socketify",
+    "fastwsgi",
 )
 
 
@@ -80,7 +82,6 @@ def machine() -> dict[str, str]:
         "memory": f"{memory_gib():.1f} GiB",
         "os": f"{platform.system()} {platform.release()}",
         "wrk": _output(["wrk", "--version"]).split(" [")[0] or "not installed",
-        "load": load_average(),
     }
 
 
@@ -143,8 +144,8 @@ def render(
         f"- CPU: {facts['cpu']}, {facts['cores']} cores; memory {facts['memory']}; {facts['os']}",
         "- " + ", ".join(f"{name} {version}" for name, version in versions.items()),
         f"- load generator: {facts['wrk']}",
-        f"- load average: {facts['load_before']} before the run, {facts['load']} after it "
-        "(above 0 means other work shared the cores)",
+        f"- load average before the run: {facts['load']} (well above 0: other work shared the "
+        "cores, and absolute figures suffer more than ratios)",
         "",
     ]
     for title, text, tables in sections:

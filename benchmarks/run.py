@@ -40,7 +40,7 @@ from benchmarks.servers import (
 )
 
 #: The server configuration measured with the bare Flask app too, to show the limit over HTTP.
-REFERENCE_SERVER = "granian WSGI"
+REFERENCE_SERVER = "bjoern"
 PARTS = ("inprocess", "tokens", "http", "emulator")
 
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(
         render(
-            facts={**machine(), "load_before": load_before},
+            facts={**machine(), "load": load_before},
             versions=versions,
             headline=headline(tables),
             sections=[s for s in sections if s[2]],

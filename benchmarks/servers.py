@@ -31,7 +31,17 @@ NODE_DIR = WORK / "node"
 LOGS = WORK / "logs"
 
 #: Installed into the benchmark venv besides the project's own requirements.
-SERVER_PACKAGES = ("gunicorn", "granian", "waitress", "bjoern", "uwsgi", "py-spy", "pyinstrument")
+SERVER_PACKAGES = (
+    "gunicorn",
+    "granian",
+    "waitress",
+    "bjoern",
+    "uwsgi",
+    "socketify",
+    "fastwsgi",
+    "py-spy",
+    "pyinstrument",
+)
 
 
 @dataclass(frozen=True)
@@ -70,28 +80,35 @@ def _gunicorn(*extra: str) -> Callable[[str, int, int], list[str]]:
     return argv
 
 
-def _granian(python: str, port: int, workers: int) -> list[str]:
-    return [
-        python,
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-ws",
-        "--log-level",
-        "warning",
-        "benchmarks.wsgi:app",
-    ]
+def _granian(*extra: str) -> Callable[[str, int, int], list[str]]:
+    def argv(python: str, port: int, workers: int) -> list[str]:
+        return [
+            python,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            *extra,
+            "benchmarks.wsgi:app",
+        ]
+
+    return argv
 
 
-def _bjoern(python: str, port: int, workers: int) -> list[str]:
-    return [python, "-m", "benchmarks.serve_bjoern", str(port), str(workers)]
+def _embedded(name: str) -> Callable[[str, int, int], list[str]]:
+    def argv(python: str, port: int, workers: int) -> list[str]:
+        return [python, "-m", "benchmarks.serve_embedded", name, str(port), str(workers)]
+
+    return argv
 
 
 def _waitress(python: str, port: int, workers: int) -> list[str]:
@@ -134,8 +151,17 @@ PYTHON_SERVERS: tuple[Server, ...] = (
     Server(
         "gunicorn gthread (4 threads)", "gunicorn", _gunicorn("-k", "gthread", "--threads", "4")
     ),
-    Server("granian WSGI", "granian", _granian),
-    Server("bjoern", "bjoern", _bjoern),
+    Server("granian WSGI", "granian", _granian()),
+    # HTTP/1 only (no protocol sniffing) and one blocking thread: no GIL hand-offs between
+    # Python threads in a CPU-bound worker.
+    Server(
+        "granian WSGI (--http 1 --blocking-threads 1)",
+        "granian",
+        _granian("--http", "1", "--blocking-threads", "1"),
+    ),
+    Server("bjoern", "bjoern", _embedded("bjoern")),
+    Server("socketify WSGI", "socketify", _embedded("socketify")),
+    Server("fastwsgi", "fastwsgi", _embedded("fastwsgi")),
     Server("uWSGI (http11-socket)", "bin/uwsgi", _uwsgi),
     Server("waitress (4 threads)", "waitress", _waitress, multi_process=False),
 )
