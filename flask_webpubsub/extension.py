@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app
 
 from .config import CONFIG_KEYS, Settings, resolve_settings, validate_hub_name
 from .errors import ConfigurationError
@@ -310,7 +310,8 @@ class WebPubSub(Hub):
 
 def _exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
     """The service cannot send a CSRF token: exempt the upstream routes from Flask-WTF's check,
-    whether CSRFProtect was set up before or after this extension."""
+    whether CSRFProtect was set up before this extension or after it (before the first
+    request)."""
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(blueprint)
@@ -318,7 +319,10 @@ def _exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
 
     @app.before_request
     def exempt_late_csrf() -> None:
-        if request.blueprint == blueprint.name:
-            late = app.extensions.get("csrf")
-            if late is not None:
-                late.exempt(blueprint)
+        late = app.extensions.get("csrf")
+        if late is not None:
+            late.exempt(blueprint)
+        # Done after the first request: drop this hook by rebinding the list. Flask is iterating
+        # the old list object right now, so this skips nothing, as removing in place would.
+        funcs = app.before_request_funcs
+        funcs[None] = [f for f in funcs.get(None, []) if f is not exempt_late_csrf]

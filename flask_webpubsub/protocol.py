@@ -95,7 +95,7 @@ class WSGIHeaders:
         self.environ = environ
 
     def get(self, key: str) -> str | None:
-        return self.environ.get(_environ_key(key))
+        return self.environ.get(_ENVIRON_KEYS.get(key) or _environ_key(key))
 
     def getlist(self, key: str) -> list[str]:
         value = self.get(key)
@@ -155,20 +155,39 @@ def read_state(headers: HeaderSource) -> dict[str, Any]:
         return {}
 
 
-def parse_event(headers: HeaderSource, body: bytes) -> WebPubSubEvent | None:
-    """Parse an upstream POST into a typed event.
+class Attributes(NamedTuple):
+    """The attributes every event must carry."""
+
+    type: str
+    hub: str
+    connection_id: str
+
+
+def read_attributes(headers: HeaderSource, connection_id: str | None = None) -> Attributes:
+    """``ce-type``, ``ce-hub`` and ``ce-connectionId`` (pass it if already read): a 400 when one
+    is missing, or when ``ce-type`` is not a Web PubSub type."""
+    if connection_id is None:
+        connection_id = required_header(headers, "ce-connectionId")
+    ce_type = required_header(headers, "ce-type")
+    if not ce_type.startswith(TYPE_PREFIX):
+        raise InvalidEventError(f"Unsupported ce-type {clip(ce_type)}: not a Web PubSub event.")
+    return Attributes(ce_type, required_header(headers, "ce-hub"), connection_id)
+
+
+def parse_event(
+    headers: HeaderSource, body: bytes, attributes: Attributes | None = None
+) -> WebPubSubEvent | None:
+    """Parse an upstream POST into a typed event (``attributes``: if already read).
 
     Returns None for a ``sys`` or ``gp`` event type this version does not know (the service may
     add some). Raises :class:`InvalidEventError` (400) with a one-line reason for a request that
     is not a well-formed Web PubSub event. The signature must be verified before calling this.
     """
-    ce_type = required_header(headers, "ce-type")
-    if not ce_type.startswith(TYPE_PREFIX):
-        raise InvalidEventError(f"Unsupported ce-type {clip(ce_type)}: not a Web PubSub event.")
+    ce_type, hub, connection_id = attributes or read_attributes(headers)
     subprotocol = headers.get("ce-subprotocol") or None
     context: dict[str, Any] = {
-        "hub": required_header(headers, "ce-hub"),
-        "connection_id": required_header(headers, "ce-connectionId"),
+        "hub": hub,
+        "connection_id": connection_id,
         "type": ce_type,
         "user_id": headers.get("ce-userId") or None,
         "subprotocol": subprotocol,

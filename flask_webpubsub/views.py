@@ -106,11 +106,10 @@ def handle_event(state: WebPubSubState, req: Request) -> Response:
             connection_id[:64],
         )
         raise SignatureError()
-    hub_name = protocol.required_header(headers, "ce-hub")
-    protocol.required_header(headers, "ce-type")
-    hub = state.find_hub(hub_name)
+    attributes = protocol.read_attributes(headers, connection_id)
+    hub = state.find_hub(attributes.hub)
     if hub is None:
-        raise UnknownHubError(f"No handlers for hub {protocol.clip(hub_name)}.")
+        raise UnknownHubError(f"No handlers for hub {protocol.clip(attributes.hub)}.")
 
     # One byte over the limit: werkzeug cuts a chunked body at the limit without an error, so
     # only reading past it tells a body that ends there from a longer one.
@@ -121,7 +120,7 @@ def handle_event(state: WebPubSubState, req: Request) -> Response:
         body = None
     if body is None or len(body) > settings.max_body_bytes:
         raise PayloadTooLargeError(f"The body is larger than {settings.max_body_bytes} bytes.")
-    event = protocol.parse_event(headers, body)
+    event = protocol.parse_event(headers, body, attributes)
     if event is None:
         logger.info("Ignored an event of unknown type %r.", headers.get("ce-type"))
         return _reply(protocol.EMPTY_OK)
