@@ -25,7 +25,7 @@ from benchmarks.emulator import EmulatorSettings
 from benchmarks.fixtures import TEXT_EVENT
 from benchmarks.loopback import Entry, LoadSettings
 from benchmarks.report import load_average, machine, node_versions, python_versions, render
-from benchmarks.results import Table
+from benchmarks.results import Metric, Table
 from benchmarks.servers import (
     BENCHMARKS,
     NODE,
@@ -39,9 +39,12 @@ from benchmarks.servers import (
     log,
 )
 
+#: Requests/s over Node's in the same repeat of a head-to-head run.
+PAIRED = Metric("paired", "req/s over Node's, same repeat", "x", higher_is_better=True)
 #: The server configuration measured with the bare Flask app too, to show the limit over HTTP.
 REFERENCE_SERVER = "bjoern"
 PARTS = ("inprocess", "tokens", "http", "emulator")
+HTTP_TABLES = ("http_one", "http_one_duel", "http_whole", "http_whole_duel")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Settings:
     seconds_per_sample: float
     token_count: int
     load: LoadSettings
+    #: Node against the fastest Python server of these HTTP phases, once more.
+    duel: LoadSettings
+    duels: tuple[str, ...]
     #: At most this many Python servers per HTTP phase (the smoke run keeps one).
     max_python_servers: int
     emulator: EmulatorSettings
@@ -59,7 +65,9 @@ FULL = Settings(
     repeats=11,
     seconds_per_sample=0.15,
     token_count=3000,
-    load=LoadSettings(seconds=3, warmup_seconds=1, repeats=5, connections=32),
+    load=LoadSettings(seconds=3, warmup_seconds=1, repeats=3, connections=32),
+    duel=LoadSettings(seconds=3, warmup_seconds=1, repeats=8, connections=32),
+    duels=("http_one", "http_whole"),
     max_python_servers=len(PYTHON_SERVERS),
     emulator=EmulatorSettings(clients=1000, messages=20, repeats=3),
 )
@@ -68,6 +76,8 @@ SMOKE = Settings(
     seconds_per_sample=0.02,
     token_count=100,
     load=LoadSettings(seconds=1, warmup_seconds=0, repeats=1, connections=8),
+    duel=LoadSettings(seconds=1, warmup_seconds=0, repeats=1, connections=8),
+    duels=("http_whole",),
     max_python_servers=1,
     emulator=EmulatorSettings(clients=20, messages=2, repeats=1),
 )
@@ -159,13 +169,43 @@ def _http(settings: Settings, install: bool) -> tuple[list[Table], str]:
     loopback.run_phase(one, entries(False), 1, settings.load, pinned=True)
     loopback.run_phase(whole, entries(True), 2, settings.load, pinned=False)
     for table in tables:
-        table.notes.append(
-            f"wrk: 1 thread, {settings.load.connections} keep-alive connections, "
-            f"{settings.load.seconds} s per run, {settings.load.repeats} runs per contender "
-            "alternating with the others; the request is the signed text user event "
-            f"({len(TEXT_EVENT.body)} bytes), answered with the same text."
-        )
+        table.notes.append(_wrk_note(settings.load, "alternating with the others"))
+    for survey, workers, pinned in ((one, 1, True), (whole, 2, False)):
+        if survey.key not in settings.duels:
+            continue
+        duel = _head_to_head(survey, entries(workers > 1), workers, settings.duel, pinned)
+        if duel is not None:
+            tables.append(duel)
     return tables, python
+
+
+def _wrk_note(load: LoadSettings, how: str) -> str:
+    return (
+        f"wrk: 1 thread, {load.connections} keep-alive connections, {load.seconds} s per run, "
+        f"{load.repeats} runs per contender {how}; the request is the signed text user event "
+        f"({len(TEXT_EVENT.body)} bytes), answered with the same text."
+    )
+
+
+def _head_to_head(
+    survey: Table, entries: list[Entry], workers: int, load: LoadSettings, pinned: bool
+) -> Table | None:
+    """The survey's fastest Python server against Node again, A B A B, with more repeats: the
+    survey spaces each contender's runs minutes apart, which lets drift in."""
+    best = _best_python(survey)
+    if best is None or survey.contender(NODE.name).median("rps") is None:
+        return None
+    table = loopback.new_table(f"{survey.key}_duel", f"{survey.title}: head to head")
+    table.metrics.append(PAIRED)
+    loopback.run_phase(
+        table, [e for e in entries if e.label in (NODE.name, best)], workers, load, pinned
+    )
+    node, ours = table.contender(NODE.name), table.contender(best)
+    if not (ours.skipped or node.skipped):  # then both ran every repeat
+        for mine, theirs in zip(ours.samples["rps"], node.samples["rps"], strict=True):
+            ours.add(PAIRED.key, mine / theirs)
+    table.notes.append(_wrk_note(load, "alternating A B A B"))
+    return table
 
 
 def _best_python(table: Table) -> str | None:
@@ -205,13 +245,12 @@ def headline(tables: dict[str, Table]) -> list[str]:
                 f"{worst[0]:.2f}x ({worst[1]})."
             )
     for key, label in (("http_whole", "Whole machine"), ("http_one", "One process")):
-        if key not in tables:
+        http = tables.get(f"{key}_duel") or tables.get(key)
+        best = _best_python(http) if http else None
+        if http is None or best is None or http.contender(NODE.name).median("rps") is None:
             continue
-        table = tables[key]
-        best = _best_python(table)
-        if best is None or table.contender(NODE.name).median("rps") is None:
-            continue
-        rps, p99 = table.ratio(best, "rps"), table.ratio(best, "p99_ms")
+        rps = http.contender(best).median(PAIRED.key) or http.ratio(best, "rps")
+        p99 = http.ratio(best, "p99_ms")
         target = " (target >= 1.0x, p99 no worse)" if key == "http_whole" else ""
         verdict = (
             f": {_verdict(rps, 1.0, True)}, p99 {_verdict(p99, 1.0, False)}"
@@ -219,8 +258,8 @@ def headline(tables: dict[str, Table]) -> list[str]:
             else ""
         )
         lines.append(
-            f"- {label} over HTTP: {best} does **{rps or 0:.2f}x** Node's requests/s with "
-            f"{p99 or 0:.2f}x its p99 latency{target}{verdict}."
+            f"- {label} over HTTP, head to head: {best} does **{rps or 0:.2f}x** Node's "
+            f"requests/s with {p99 or 0:.2f}x its p99 latency{target}{verdict}."
         )
     if "tokens" in tables:
         ratio = tables["tokens"].ratio(negotiate.OURS)
@@ -303,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         (
             "HTTP on loopback against @azure/web-pubsub-express",
             [],
-            [tables[k] for k in ("http_one", "http_whole") if k in tables],
+            [tables[k] for k in HTTP_TABLES if k in tables],
         ),
         (
             "Negotiate and client access tokens",
