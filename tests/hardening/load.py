@@ -1,10 +1,15 @@
 """A bounded load generator for an event handler: signed connect / user / disconnect events.
 
-Each simulated connection sends ``connect``, ``connected``, a few user events and
-``disconnected``, exactly as the service would, over real HTTP on loopback. The run stops after
-``--duration`` seconds or ``--requests`` requests, whichever comes first, and reports the
-request rate, latency percentiles, every non-2xx or transport error, and the server's resident
-memory after warm-up and at the end (from /proc, for the given process and its children).
+Each simulated connection sends ``connect``, ``connected``, user events from a mix and
+``disconnected``, exactly as the service would, over real HTTP on loopback, keeping the
+connection state the app sets. A :class:`Scenario` says who connects, with which query, what the
+user events are, and which replies are application errors (a 200 the app uses to refuse).
+
+The run stops at ``max_seconds`` (a hard cap) or once it has made ``target_requests`` requests
+and lasted ``min_seconds``, whichever comes first. It reports the request rate, latency
+percentiles, every non-2xx reply, transport error and application error, and the server's
+resident memory (from /proc, for the given process and its children) after warm-up and at the
+end.
 
     python -m tests.hardening.load --url http://127.0.0.1:8000/eventhandler \
         --connection-string "$WEBPUBSUB_CONNECTION_STRING" --hub chat --pid $(pgrep -o gunicorn)
@@ -19,9 +24,8 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,44 +34,61 @@ from flask_webpubsub import protocol
 from flask_webpubsub.state import decode_state
 from flask_webpubsub.tokens import parse_connection_string
 
-#: A user event of the mix: (event name, payload for the n-th message of a connection).
+from .procs import process_tree_rss_kib
+
+#: A user event of the mix: (event name, payload for the n-th event of a connection).
 UserEventSpec = tuple[str, Callable[[int], Any]]
 
 DEFAULT_MIX: list[UserEventSpec] = [("message", lambda n: {"text": f"message {n}"})]
 
 
-def process_tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and its descendants, in KiB (Linux /proc)."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        pending.extend(int(child) for child in children)
-    return total
+class Scenario:
+    """What each simulated connection does; the default sends ``DEFAULT_MIX``."""
+
+    #: The user events, cycled through by :meth:`user_event`.
+    mix: list[UserEventSpec] = DEFAULT_MIX
+    #: User events per connection, between ``connected`` and ``disconnected``.
+    events_per_connection = 8
+
+    def identity(self, client: int) -> tuple[str, str]:
+        """(connection id, user id) for the next connection of simulated client ``client``."""
+        return uuid.uuid4().hex, f"load-user-{client}"
+
+    def connect_query(self, client: int) -> dict[str, list[str]]:
+        return {}
+
+    def user_event(self, client: int, n: int) -> tuple[str, Any]:
+        """The ``n``-th user event of a connection of ``client``: (name, payload)."""
+        name, payload = self.mix[n % len(self.mix)]
+        return name, payload(n)
+
+    def app_error(self, event: str, status: int, content_type: str, body: bytes) -> str | None:
+        """Why a 2xx reply is an application error, or None when it is fine."""
+        return None
 
 
 @dataclass
 class LoadResult:
     requests: int = 0
     seconds: float = 0.0
+    connections: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    app_errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    warmup_requests: int = 0
     rss_after_warmup_kib: int | None = None
     rss_end_kib: int | None = None
+    #: (seconds since the start, requests so far, server RSS in KiB), every few seconds.
+    rss_samples: list[tuple[float, int, int]] = field(default_factory=list)
+    #: RSS of other processes (the emulator), after warm-up and at the end.
+    other_rss_kib: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
 
     @property
     def failures(self) -> int:
         bad = sum(count for status, count in self.statuses.items() if status >= 300)
-        return bad + sum(self.errors.values())
+        return bad + sum(self.errors.values()) + sum(self.app_errors.values())
 
     @property
     def rss_growth(self) -> float | None:
@@ -75,31 +96,41 @@ class LoadResult:
             return None
         return (self.rss_end_kib - self.rss_after_warmup_kib) / self.rss_after_warmup_kib
 
-    def summary(self) -> dict[str, Any]:
+    def percentile(self, p: float) -> float:
         latencies = sorted(self.latencies_ms)
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
 
-        def pct(p: float) -> float:
-            return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0
-
+    def summary(self) -> dict[str, Any]:
+        latencies = self.latencies_ms
         return {
             "requests": self.requests,
+            "connections": self.connections,
             "seconds": round(self.seconds, 1),
             "requests_per_second": round(self.requests / self.seconds) if self.seconds else 0,
             "failures": self.failures,
             "statuses": dict(self.statuses),
+            "events": dict(self.events),
             "errors": dict(self.errors),
+            "app_errors": dict(self.app_errors),
             "latency_ms": {
-                "p50": round(pct(0.5), 2),
-                "p99": round(pct(0.99), 2),
-                "max": round(latencies[-1], 2) if latencies else 0,
+                "p50": round(self.percentile(0.5), 2),
+                "p99": round(self.percentile(0.99), 2),
+                "max": round(max(latencies), 2) if latencies else 0,
                 "mean": round(statistics.fmean(latencies), 2) if latencies else 0,
             },
+            "warmup_requests": self.warmup_requests,
             "rss_after_warmup_kib": self.rss_after_warmup_kib,
             "rss_end_kib": self.rss_end_kib,
             "rss_growth_percent": None
             if self.rss_growth is None
             else round(self.rss_growth * 100, 2),
+            "rss_min_max_after_warmup_kib": self.rss_range_after_warmup(),
+            "other_rss_kib": self.other_rss_kib,
         }
+
+    def rss_range_after_warmup(self) -> tuple[int, int] | None:
+        values = [rss for _, requests, rss in self.rss_samples if requests >= self.warmup_requests]
+        return (min(values), max(values)) if values else None
 
 
 async def run_load(
@@ -108,23 +139,35 @@ async def run_load(
     access_key: str,
     hub: str,
     origin: str,
-    duration: float,
-    max_requests: int,
+    max_seconds: float,
+    target_requests: int,
     concurrency: int,
-    messages_per_connection: int = 8,
-    mix: list[UserEventSpec] | None = None,
+    min_seconds: float = 0.0,
+    scenario: Scenario | None = None,
     pid: int | None = None,
-    warmup_fraction: float = 0.1,
+    other_pids: Mapping[str, int] | None = None,
+    warmup_requests: int | None = None,
+    sample_seconds: float = 2.0,
 ) -> LoadResult:
-    """Drive the event handler; see the module docstring."""
-    mix = mix or DEFAULT_MIX
+    """Drive the event handler; see the module docstring. ``warmup_requests`` defaults to a
+    tenth of ``target_requests``."""
+    scenario = scenario or Scenario()
+    other_pids = dict(other_pids or {})
     result = LoadResult()
-    deadline = time.monotonic() + duration
-    warmup_requests = int(max_requests * warmup_fraction)
+    result.warmup_requests = (
+        target_requests // 10 if warmup_requests is None else warmup_requests
+    )
     started = time.monotonic()
+    hard_deadline = started + max_seconds
+    soft_deadline = started + min_seconds
+    warm_other: dict[str, int] = {}
+    warmed = False
 
     def budget_left() -> bool:
-        return result.requests < max_requests and time.monotonic() < deadline
+        now = time.monotonic()
+        if now >= hard_deadline:
+            return False
+        return result.requests < target_requests or now < soft_deadline
 
     async def send(
         session: aiohttp.ClientSession, name: str, connection_id: str, user_id: str,
@@ -138,47 +181,73 @@ async def run_load(
         begin = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
+                reply = await response.read()
                 result.statuses[response.status] += 1
+                if response.status < 300:
+                    problem = scenario.app_error(
+                        name, response.status, response.headers.get("Content-Type", ""), reply
+                    )
+                    if problem is not None:
+                        result.app_errors[f"{name}: {problem}"] += 1
                 new_state = response.headers.get("ce-connectionState")
                 if response.status < 300 and new_state is not None:
                     state.clear()
                     state.update(decode_state(new_state))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            result.errors[type(exc).__name__] += 1
+            result.errors[f"{name}: {type(exc).__name__}"] += 1
         result.latencies_ms.append((time.perf_counter() - begin) * 1000)
+        result.events[name] += 1
         result.requests += 1
-        if pid is not None and result.requests == warmup_requests:
-            result.rss_after_warmup_kib = process_tree_rss_kib(pid)
+        nonlocal warmed
+        if not warmed and result.requests >= result.warmup_requests:
+            warmed = True
+            if pid is not None:
+                result.rss_after_warmup_kib = process_tree_rss_kib(pid)
+            warm_other.update({k: process_tree_rss_kib(p) for k, p in other_pids.items()})
 
     async def client(session: aiohttp.ClientSession, number: int) -> None:
         while budget_left():
-            connection_id = uuid.uuid4().hex
-            user_id = f"load-user-{number}"
+            connection_id, user_id = scenario.identity(number)
             state: dict[str, Any] = {}
-            connect_body = protocol.encode_json(
-                {"claims": {"sub": [user_id]}, "query": {}, "subprotocols": [], "headers": {}}
-            )
+            connect_body = protocol.encode_json({
+                "claims": {"sub": [user_id]}, "query": scenario.connect_query(number),
+                "subprotocols": ["json.webpubsub.azure.v1"], "headers": {},
+                "clientCertificates": [],
+            })
+            result.connections += 1
             await send(session, "connect", connection_id, user_id, state, connect_body,
                        protocol.JSON_CONTENT_TYPE)
             await send(session, "connected", connection_id, user_id, state, b"{}",
                        protocol.JSON_CONTENT_TYPE)
-            for n in range(messages_per_connection):
+            for n in range(scenario.events_per_connection):
                 if not budget_left():
                     break
-                name, payload = mix[n % len(mix)]
-                body, content_type = protocol.encode_payload(payload(n))
+                name, data = scenario.user_event(number, n)
+                body, content_type = protocol.encode_payload(data)
                 await send(session, name, connection_id, user_id, state, body, content_type)
             await send(session, "disconnected", connection_id, user_id, state,
                        b'{"reason":null}', protocol.JSON_CONTENT_TYPE)
 
+    async def sample() -> None:
+        while pid is not None:
+            result.rss_samples.append(
+                (time.monotonic() - started, result.requests, process_tree_rss_kib(pid))
+            )
+            await asyncio.sleep(sample_seconds)
+
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(client(session, n) for n in range(concurrency)))
+    sampler = asyncio.create_task(sample())
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await asyncio.gather(*(client(session, n) for n in range(concurrency)))
+    finally:
+        sampler.cancel()
     result.seconds = time.monotonic() - started
     if pid is not None:
         result.rss_end_kib = process_tree_rss_kib(pid)
+    for name, other in other_pids.items():
+        result.other_rss_kib[name] = (warm_other.get(name), process_tree_rss_kib(other))
     return result
 
 
@@ -187,7 +256,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--connection-string", required=True)
     parser.add_argument("--hub", required=True)
-    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--duration", type=float, default=60, help="hard cap, seconds")
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--pid", type=int, default=None, help="server process to measure")
@@ -197,8 +266,8 @@ def main() -> None:
     result = asyncio.run(
         run_load(
             args.url, access_key=endpoint.access_key, hub=args.hub, origin=endpoint.host,
-            duration=args.duration, max_requests=args.requests, concurrency=args.concurrency,
-            pid=args.pid,
+            max_seconds=args.duration, target_requests=args.requests,
+            concurrency=args.concurrency, pid=args.pid,
         )
     )
     print(json.dumps(result.summary(), indent=2))

@@ -1,0 +1,232 @@
+"""Servers in subprocesses for the load runs: the emulator, the example app under gunicorn, and
+what the reports say about them (resident memory from /proc, the machine, the versions).
+
+Every process is started with its output in a log file (the emulator prints its connection
+string, which holds the access key: that file is never shown), waited for with a deadline, and
+stopped with SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def process_tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and its descendants, in KiB (Linux /proc)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        pending.extend(int(child) for child in children)
+    return total
+
+
+class ServerProcess:
+    """A server in a subprocess; ``stop()`` ends it (and, for gunicorn, its workers)."""
+
+    def __init__(
+        self, name: str, command: Sequence[str], log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(command), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO, env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kib(self) -> int:
+        return process_tree_rss_kib(self.pid)
+
+    def wait_http(self, url: str, method: str = "GET", timeout: float = 30.0) -> None:
+        """Wait until ``url`` answers with any HTTP status; fail if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode} while starting; "
+                    f"see {self.log_path}"
+                )
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not answer within {timeout:g} s")
+            time.sleep(0.1)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None when killed)."""
+        code: int | None = self.process.poll()
+        if code is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                code = self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+                code = None
+        self._log.close()
+        return code
+
+    def log_lines(self, *needles: str) -> list[str]:
+        """Lines of the log that contain any of ``needles`` (warnings, errors, tracebacks).
+
+        Only for the app's log: the emulator's holds its connection string.
+        """
+        text = self.log_path.read_text(errors="replace")
+        return [line for line in text.splitlines() if any(n in line for n in needles)]
+
+
+def start_emulator(
+    port: int, access_key: str, log_path: Path, upstream: str | None = None,
+) -> ServerProcess:
+    """``python -m flask_webpubsub.emulator`` on loopback, warnings only."""
+    command = [
+        sys.executable, "-m", "flask_webpubsub.emulator", "--port", str(port),
+        # One argument: a generated key may start with "-".
+        f"--access-key={access_key}", "--log-level", "WARNING",
+    ]
+    if upstream is not None:
+        command += ["--upstream", upstream]
+    server = ServerProcess("the emulator", command, log_path)
+    try:
+        server.wait_http(f"http://127.0.0.1:{port}/api/health", method="HEAD")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_gunicorn(
+    app: str, port: int, log_path: Path, *, workers: int = 2, worker_class: str = "sync",
+    threads: int = 1, env: Mapping[str, str] | None = None, ready_path: str = "/",
+) -> ServerProcess:
+    """``gunicorn`` on loopback; ``app`` is ``module:factory(literal args)``."""
+    command = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
+        "--log-level", "warning", "--backlog", "2048", app,
+    ]
+    server = ServerProcess("gunicorn", command, log_path, env=env)
+    try:
+        server.wait_http(f"http://127.0.0.1:{port}{ready_path}")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def stopping(*servers: ServerProcess) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+# -- what the reports say about the machine ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    memory_gib: float
+    system: str
+    python: str
+
+    def describe(self) -> str:
+        return (f"{self.cpu}, {self.cores} cores, {self.memory_gib:.1f} GiB; {self.system}; "
+                f"Python {self.python}")
+
+
+def machine() -> Machine:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) / 1024 / 1024
+    return Machine(
+        cpu=cpu,
+        cores=os.cpu_count() or 1,
+        memory_gib=memory,
+        system=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+    )
+
+
+def versions(*packages: str) -> dict[str, str]:
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def busy_processes() -> list[str]:
+    """Other CPU-heavy work on the machine (benchmarks, wrk, node), by command line."""
+    found = []
+    own = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "benchmarks" in command or command.startswith(("wrk", "node ")) or "/wrk " in command:
+            found.append(command.strip()[:120])
+    return found
+

@@ -1,0 +1,185 @@
+"""docs/hardening.md: the latest figures of the long load runs, with the machine they ran on."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from .churn import ChurnReport
+from .procs import Machine
+from .upstream import UpstreamReport
+
+COMMAND = ".venv/bin/python -m tests.hardening --long"
+
+
+@dataclass(frozen=True)
+class Context:
+    machine: Machine
+    versions: dict[str, str]
+    started: datetime.datetime
+    #: The load average before the run, and other CPU-heavy processes seen then.
+    load_average: tuple[float, float, float]
+    busy: list[str]
+    command: str = COMMAND
+
+
+def _mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _verdict(problems: list[str]) -> str:
+    if not problems:
+        return "**Passed.**"
+    return "**Failed:** " + "; ".join(p.split(": {")[0] for p in problems) + "."
+
+
+def render_upstream(report: UpstreamReport) -> str:
+    load = report.load
+    settings = report.settings
+    measured = load.requests - load.warmup_requests
+    growth = load.rss_growth
+    low_high = load.rss_range_after_warmup()
+    emulator_warm, emulator_end = load.other_rss_kib.get("emulator", (None, None))
+    non_2xx = sum(count for status, count in load.statuses.items() if status >= 300)
+    events = ", ".join(f"{name} {_n(count)}" for name, count in load.events.most_common())
+    rows = [
+        ("requests", f"{_n(load.requests)} ({_n(measured)} after a {_n(load.warmup_requests)}"
+                     "-request warm-up)"),
+        ("chat sessions (connect ... disconnected)", _n(load.connections)),
+        ("events", events),
+        ("duration", f"{load.seconds:.1f} s"),
+        ("throughput", f"{_n(load.requests / load.seconds if load.seconds else 0)} requests/s"),
+        ("latency p50 / p99 / max",
+         f"{load.percentile(0.5):.1f} / {load.percentile(0.99):.1f} / "
+         f"{max(load.latencies_ms, default=0):.1f} ms"),
+        ("non-2xx replies", _n(non_2xx)),
+        ("transport errors", _n(sum(load.errors.values()))),
+        ('application errors (replies of `kind: "error"`)', _n(sum(load.app_errors.values()))),
+        ("WebSocket clients closed early", _n(sum(report.websocket_failures.values()))),
+        ("warnings or tracebacks in the app's log", _n(len(report.log_problems))),
+        ("messages accepted by the app / delivered to the client / duplicates",
+         f"{_n(report.messages_accepted)} / {_n(report.messages_delivered)} / "
+         f"{_n(report.duplicate_deliveries)}"),
+        ("server RSS after warm-up / at the end",
+         f"{_mib(load.rss_after_warmup_kib)} / {_mib(load.rss_end_kib)}"),
+        ("server RSS growth after warm-up",
+         "n/a" if growth is None else f"{growth:+.2%}"
+         + (f" (limit {settings.max_rss_growth:.0%})" if settings.max_rss_growth else "")),
+        ("server RSS lowest / highest after warm-up (sampled every 2 s)",
+         "n/a" if low_high is None else f"{_mib(low_high[0])} / {_mib(low_high[1])}"),
+        ("emulator RSS after warm-up / at the end",
+         f"{_mib(emulator_warm)} / {_mib(emulator_end)}"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"""## Upstream: the example chat under gunicorn
+
+gunicorn ({settings.workers} {settings.worker_class} workers) serves
+`example_app:create_app(...)` on loopback with a fresh SQLite database in a temporary
+directory; the emulator (`python -m flask_webpubsub.emulator`) is its service, both in
+subprocesses. {settings.concurrency} simulated clients each hold a real WebSocket connection to
+the emulator and, over its connection id, send the service's signed events again and again:
+`connect` (asking for the client's own room), `connected`, `join` another room, `message` twice,
+`join` back, `message`, `leave`, `disconnected`. The app handles each for real (SQLite, and
+REST calls to the emulator that move the connection and send each message to the room), and
+every message it accepts must reach the client's WebSocket exactly once. The run lasts at least
+{settings.min_seconds:g} s and until {_n(settings.target_requests)} requests, at most
+{settings.max_seconds:g} s. RSS is the gunicorn master and its workers, from /proc.
+
+| figure | value |
+|---|---|
+{table}
+
+{_verdict(report.problems())}
+"""
+
+
+def render_churn(report: ChurnReport) -> str:
+    settings = report.settings
+    after = (report.rss_after_kib - report.rss_baseline_kib) / 1024
+    rows = [
+        ("clients (concurrent slots) / groups",
+         f"{_n(settings.clients)} / {_n(settings.groups)}"),
+        ("duration", f"{report.seconds:.1f} s"),
+        ("connections made", f"{_n(report.connections)} "
+                             f"({_n(report.connections / report.seconds if report.seconds else 0)}"
+                             "/s)"),
+        ("open connections, peak / mean", f"{_n(report.open_peak)} / {_n(report.open_mean)}"),
+        ("messages sent / acknowledged",
+         f"{_n(report.messages_sent)} / {_n(report.messages_acked)}"),
+        ("deliveries expected / received of those / missing",
+         f"{_n(report.deliveries_expected)} / {_n(report.deliveries_matched)} / "
+         f"{_n(report.missing)}"),
+        ("deliveries received in all (including messages that crossed a join or leave)",
+         _n(report.deliveries_received)),
+        ("duplicates / strays (never sent, or sent to another group)",
+         f"{_n(report.duplicates)} / {_n(report.strays)}"),
+        ("other failures (refused, timed out, closed by the emulator)",
+         _n(sum(report.failures.values()))
+         + (f" ({', '.join(f'{k}: {v}' for k, v in report.failures.items())})"
+            if report.failures else "")),
+        ("emulator RSS before any client", _mib(report.rss_cold_kib)),
+        (f"emulator RSS baseline (after a {settings.prime_seconds:g} s priming round, "
+         f"{_n(report.prime_connections)} connections)", _mib(report.rss_baseline_kib)),
+        ("emulator RSS peak during the run", _mib(report.rss_peak_kib)),
+        ("emulator RSS after the clients left",
+         f"{_mib(report.rss_after_kib)} ({after:+.1f} MiB; limit {_mib(report.rss_limit_kib)})"),
+        ("connections, groups left in the emulator",
+         ", ".join(f"{k} {v}" for k, v in report.leftover.items()) or "none"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"""## Emulator: {settings.clients:,} reliable clients churning
+
+The emulator runs in a subprocess without an upstream. {settings.clients:,} client slots, each
+a raw `websockets` client with `json.reliable.webpubsub.azure.v1`, repeat for
+{settings.seconds:g} s: connect with a fresh token, join one of {settings.groups} groups (wait
+for the ack), send {settings.messages_per_round} messages to it (each waiting for its ack), stay
+{settings.stay[0]:g}-{settings.stay[1]:g} s, then leave (every other round `leaveGroup` first,
+otherwise closing at once) and come back as a new connection. A membership lasts from the join's
+ack to the start of the leave; an acknowledged message is expected exactly once by every
+membership of its group that covers its whole send-to-ack window; no connection may receive any
+message twice. Memory: CPython keeps the arenas the first load grew (objects that outlive it,
+such as the libraries' URL caches, pin them), so the baseline is taken after a priming round of
+the same shape; the emulator must come back within {settings.rss_tolerance:.0%} or
+{settings.rss_tolerance_kib // 1024} MiB of it (the larger) after the clients leave. The memory
+before any client is shown too.
+
+| figure | value |
+|---|---|
+{table}
+
+{_verdict(report.problems())}
+"""
+
+
+def render(context: Context, upstream: UpstreamReport | None, churn: ChurnReport | None) -> str:
+    machine = context.machine
+    versions = ", ".join(f"{name} {version}" for name, version in context.versions.items())
+    load = ", ".join(f"{value:.2f}" for value in context.load_average)
+    busy = (
+        "none"
+        if not context.busy
+        else f"{len(context.busy)} (the figures are lower than on a quiet machine): "
+        + "; ".join(f"`{c}`" for c in context.busy[:5])
+    )
+    sections = [s for s in (upstream and render_upstream(upstream),
+                            churn and render_churn(churn)) if s]
+    return f"""# Hardening: load figures
+
+Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M} UTC. Do not edit by hand:
+rerun it. The short forms of both runs are tests in the normal suite
+(`tests/hardening/test_load_short.py`, about 45 s); this command runs the long forms and
+exits non-zero when a requirement is missed.
+
+## Machine and versions
+
+- {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.1f} GiB of memory; {machine.system};
+  Python {machine.python}
+- {versions}
+- Load average before the run: {load}. Other CPU-heavy processes then (benchmarks, wrk, node):
+  {busy}. The load generator, the servers and the clients share the machine's cores.
+
+{chr(10).join(sections)}"""
