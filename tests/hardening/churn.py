@@ -35,7 +35,7 @@ from websockets.typing import Subprotocol
 from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
 from tests import secrets_guard
 
-from .procs import free_port, process_tree_rss_kib, start_emulator, stopping
+from .procs import LOG_PROBLEMS, free_port, process_tree_rss_kib, start_emulator, stopping
 
 HUB = "churn"
 RELIABLE = Subprotocol("json.reliable.webpubsub.azure.v1")
@@ -118,6 +118,8 @@ class ChurnReport:
     rss_after_kib: int = 0
     settled_after_seconds: float | None = None
     leftover: dict[str, int] = field(default_factory=dict)
+    #: Warnings and tracebacks in the emulator's log.
+    log_problems: list[str] = field(default_factory=list)
 
     @property
     def rss_limit_kib(self) -> int:
@@ -129,7 +131,7 @@ class ChurnReport:
     @property
     def errors(self) -> int:
         return (self.missing + self.duplicates + self.strays + sum(self.failures.values())
-                + sum(self.leftover.values()) + self.prime_errors)
+                + sum(self.leftover.values()) + self.prime_errors + len(self.log_problems))
 
     def problems(self) -> list[str]:
         """What misses the requirements; empty when the run passed."""
@@ -172,6 +174,7 @@ class ChurnReport:
             "rss_limit_kib": self.rss_limit_kib,
             "settled_after_seconds": self.settled_after_seconds,
             "leftover": self.leftover,
+            "log_problems": self.log_problems[:10],
             "errors": self.errors,
         }
 
@@ -433,4 +436,5 @@ def run_churn(settings: ChurnSettings) -> ChurnReport:
             report.leftover = {k: v for k, v in _emulator_state(endpoint.url).items() if v}
             if emulator.process.poll() is not None:
                 report.failures["the emulator exited"] += 1
+        report.log_problems = [*emulator.log_lines(*LOG_PROBLEMS), *emulator.exit_problems()]
     return report

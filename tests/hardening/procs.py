@@ -65,6 +65,8 @@ class ServerProcess:
             list(command), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=REPO, env={**os.environ, **(env or {})},
         )
+        #: Set by ``stop()``.
+        self.exit_code: int | None = None
 
     @property
     def pid(self) -> int:
@@ -105,15 +107,25 @@ class ServerProcess:
                 self.process.wait(5)
                 code = None
         self._log.close()
+        self.exit_code = code
         return code
+
+    def exit_problems(self) -> list[str]:
+        """A line when the server did not exit cleanly on SIGTERM, or died before it."""
+        if self.exit_code == 0:
+            return []
+        return [f"{self.name} exited with {self.exit_code} (None: killed)"]
 
     def log_lines(self, *needles: str) -> list[str]:
         """Lines of the log that contain any of ``needles`` (warnings, errors, tracebacks).
 
-        Only for the app's log: the emulator's holds its connection string.
+        Never the emulator's connection string line, which holds the access key.
         """
         text = self.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if any(n in line for n in needles)]
+        return [
+            line for line in text.splitlines()
+            if any(n in line for n in needles) and "AccessKey=" not in line
+        ]
 
 
 def start_emulator(
@@ -153,6 +165,10 @@ def start_gunicorn(
         server.stop()
         raise
     return server
+
+
+#: What a server's log must never hold during a run.
+LOG_PROBLEMS = ("Traceback", "WARNING", "ERROR", "CRITICAL", "Exception")
 
 
 @contextlib.contextmanager

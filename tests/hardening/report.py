@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import textwrap
 from dataclasses import dataclass
 
 from .churn import ChurnReport
@@ -29,6 +30,11 @@ def _mib(kib: int | None) -> str:
 
 def _n(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def _paragraph(text: str) -> str:
+    """Prose reflowed to the repository's line length."""
+    return textwrap.fill(" ".join(text.split()), width=100, break_on_hyphens=False)
 
 
 def _verdict(problems: list[str]) -> str:
@@ -60,7 +66,8 @@ def render_upstream(report: UpstreamReport) -> str:
         ("transport errors", _n(sum(load.errors.values()))),
         ('application errors (replies of `kind: "error"`)', _n(sum(load.app_errors.values()))),
         ("WebSocket clients closed early", _n(sum(report.websocket_failures.values()))),
-        ("warnings or tracebacks in the app's log", _n(len(report.log_problems))),
+        ("warnings or tracebacks in the app's and the emulator's logs",
+         _n(len(report.log_problems))),
         ("messages accepted by the app / delivered to the client / duplicates",
          f"{_n(report.messages_accepted)} / {_n(report.messages_delivered)} / "
          f"{_n(report.duplicate_deliveries)}"),
@@ -75,9 +82,7 @@ def render_upstream(report: UpstreamReport) -> str:
          f"{_mib(emulator_warm)} / {_mib(emulator_end)}"),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"""## Upstream: the example chat under gunicorn
-
-gunicorn ({settings.workers} {settings.worker_class} workers) serves
+    prose = _paragraph(f"""gunicorn ({settings.workers} {settings.worker_class} workers) serves
 `example_app:create_app(...)` on loopback with a fresh SQLite database in a temporary
 directory; the emulator (`python -m flask_webpubsub.emulator`) is its service, both in
 subprocesses. {settings.concurrency} simulated clients each hold a real WebSocket connection to
@@ -87,7 +92,10 @@ the emulator and, over its connection id, send the service's signed events again
 REST calls to the emulator that move the connection and send each message to the room), and
 every message it accepts must reach the client's WebSocket exactly once. The run lasts at least
 {settings.min_seconds:g} s and until {_n(settings.target_requests)} requests, at most
-{settings.max_seconds:g} s. RSS is the gunicorn master and its workers, from /proc.
+{settings.max_seconds:g} s. RSS is the gunicorn master and its workers, from /proc.""")
+    return f"""## Upstream: the example chat under gunicorn
+
+{prose}
 
 | figure | value |
 |---|---|
@@ -129,12 +137,12 @@ def render_churn(report: ChurnReport) -> str:
          f"{_mib(report.rss_after_kib)} ({after:+.1f} MiB; limit {_mib(report.rss_limit_kib)})"),
         ("connections, groups left in the emulator",
          ", ".join(f"{k} {v}" for k, v in report.leftover.items()) or "none"),
+        ("warnings or tracebacks in the emulator's log", _n(len(report.log_problems))),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"""## Emulator: {settings.clients:,} reliable clients churning
-
-The emulator runs in a subprocess without an upstream. {settings.clients:,} client slots, each
-a raw `websockets` client with `json.reliable.webpubsub.azure.v1`, repeat for
+    prose = _paragraph(f"""The emulator runs in a subprocess without an upstream.
+{settings.clients:,} client slots, each a raw `websockets` client with
+`json.reliable.webpubsub.azure.v1`, repeat for
 {settings.seconds:g} s: connect with a fresh token, join one of {settings.groups} groups (wait
 for the ack), send {settings.messages_per_round} messages to it (each waiting for its ack), stay
 {settings.stay[0]:g}-{settings.stay[1]:g} s, then leave (every other round `leaveGroup` first,
@@ -145,7 +153,10 @@ message twice. Memory: CPython keeps the arenas the first load grew (objects tha
 such as the libraries' URL caches, pin them), so the baseline is taken after a priming round of
 the same shape; the emulator must come back within {settings.rss_tolerance:.0%} or
 {settings.rss_tolerance_kib // 1024} MiB of it (the larger) after the clients leave. The memory
-before any client is shown too.
+before any client is shown too.""")
+    return f"""## Emulator: {settings.clients:,} reliable clients churning
+
+{prose}
 
 | figure | value |
 |---|---|
@@ -159,27 +170,38 @@ def render(context: Context, upstream: UpstreamReport | None, churn: ChurnReport
     machine = context.machine
     versions = ", ".join(f"{name} {version}" for name, version in context.versions.items())
     load = ", ".join(f"{value:.2f}" for value in context.load_average)
+    distinct = sorted(set(context.busy))
     busy = (
-        "none"
-        if not context.busy
-        else f"{len(context.busy)} (the figures are lower than on a quiet machine): "
-        + "; ".join(f"`{c}`" for c in context.busy[:5])
+        "none."
+        if not distinct
+        else f"{len(context.busy)}, so the figures are lower than on a quiet machine: "
+        + "; ".join(f"`{c[:70]}`" for c in distinct[:3])
+        + ("; ..." if len(distinct) > 3 else "")
+        + "."
+    )
+    header = _paragraph(f"""Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M}
+        UTC. Do not edit by hand: rerun it. The short forms of both runs are tests in the normal
+        suite (`tests/hardening/test_load_short.py`, about 45 s); this command runs the long
+        forms and exits non-zero when a requirement is missed.""")
+    machine_lines = "\n".join(
+        textwrap.fill(line, width=100, subsequent_indent="  ", break_on_hyphens=False)
+        for line in (
+            f"- {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.1f} GiB of memory; "
+            f"{machine.system}; Python {machine.python}",
+            f"- {versions}",
+            f"- Load average before the run: {load}. Other CPU-heavy processes then "
+            f"(benchmarks, wrk, node): {busy} The load generator, the servers and the clients "
+            "share the machine's cores.",
+        )
     )
     sections = [s for s in (upstream and render_upstream(upstream),
                             churn and render_churn(churn)) if s]
     return f"""# Hardening: load figures
 
-Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M} UTC. Do not edit by hand:
-rerun it. The short forms of both runs are tests in the normal suite
-(`tests/hardening/test_load_short.py`, about 45 s); this command runs the long forms and
-exits non-zero when a requirement is missed.
+{header}
 
 ## Machine and versions
 
-- {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.1f} GiB of memory; {machine.system};
-  Python {machine.python}
-- {versions}
-- Load average before the run: {load}. Other CPU-heavy processes then (benchmarks, wrk, node):
-  {busy}. The load generator, the servers and the clients share the machine's cores.
+{machine_lines}
 
 {chr(10).join(sections)}"""

@@ -35,12 +35,10 @@ from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
 from tests import secrets_guard
 
 from .load import LoadResult, Scenario, run_load
-from .procs import free_port, start_emulator, start_gunicorn, stopping
+from .procs import LOG_PROBLEMS, free_port, start_emulator, start_gunicorn, stopping
 
 HUB = "chat"
 JSON_SUBPROTOCOL = Subprotocol("json.webpubsub.azure.v1")
-#: What the app's log must never hold during a run.
-LOG_PROBLEMS = ("Traceback", "WARNING", "ERROR", "CRITICAL", "Exception")
 
 
 @dataclass(frozen=True)
@@ -305,5 +303,10 @@ def run_upstream_load(settings: UpstreamSettings) -> UpstreamReport:
                 report = asyncio.run(
                     _drive(settings, endpoint, app_url, gunicorn.pid, emulator.pid)
                 )
-        report.log_problems = gunicorn.log_lines(*LOG_PROBLEMS)
+        report.log_problems = [
+            *(f"{server.name}: {line}"
+              for server in (emulator, gunicorn) for line in server.log_lines(*LOG_PROBLEMS)),
+            *emulator.exit_problems(),
+            *gunicorn.exit_problems(),
+        ]
     return report
