@@ -1,7 +1,7 @@
 """Run every benchmark and write ``benchmarks/BENCHMARKS.md``.
 
-    python -m benchmarks            # the full run, about 8 minutes; installs what it needs
-    python -m benchmarks --smoke    # about 10 seconds: proves it works, not how fast
+    python -m benchmarks            # the full run, about 6 minutes; installs what it needs
+    python -m benchmarks --smoke    # about 15 seconds: proves it works, not how fast
 
 The full run installs wrk (Debian), the Python servers (a venv in benchmarks/.work/) and the
 Node contender (npm, into benchmarks/.work/node) when they are missing. The smoke run installs
@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--smoke", action="store_true", help="a ten-second run for CI")
+    parser.add_argument("--smoke", action="store_true", help="a fifteen-second run for CI")
     parser.add_argument(
         "--install",
         action=argparse.BooleanOptionalAction,

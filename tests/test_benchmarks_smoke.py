@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_benchmark_smoke_produces_figures(tmp_path: Path) -> None:
     report, raw = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
-    # The smoke run installs nothing and takes about ten seconds; the timeout only bounds a hang.
+    # The smoke run installs nothing and takes about 15 s; the timeout only bounds a hang.
     command = ["-m", "benchmarks", "--smoke", "--output", str(report), "--json", str(raw)]
     subprocess.run(
         [sys.executable, *command],
