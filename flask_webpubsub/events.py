@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from .state import read_state_header
+
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
@@ -85,8 +87,8 @@ class WebPubSubEvent:
     #: None for anonymous connections.
     user_id: str | None = None
     subprotocol: str | None = None
-    #: The connection state. Blocking handlers may change it; the service keeps the change.
-    state: dict[str, Any] = field(default_factory=dict)
+    #: The ``ce-connectionState`` header as it arrived; :attr:`state` is its decoded form.
+    state_header: str | None = field(default=None, repr=False)
     #: The service host that sent the event.
     origin: str | None = None
     #: The CloudEvents ``id`` and ``time`` attributes.
@@ -95,6 +97,25 @@ class WebPubSubEvent:
     #: For MQTT clients only.
     mqtt: MqttProperties | None = None
     _attributes: Mapping[str, str] = field(default_factory=dict, repr=False)
+    _state: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The connection state: a dict to read and change. Blocking handlers' changes are sent
+        back, and the service keeps them. Decoded on first use, so handlers that never look at
+        it cost nothing; an invalid header reads as ``{}`` (and is logged)."""
+        if self._state is None:
+            self._state = read_state_header(self.state_header)
+        return self._state
+
+    @state.setter
+    def state(self, value: dict[str, Any]) -> None:
+        self._state = value
+
+    @property
+    def state_loaded(self) -> bool:
+        """Whether :attr:`state` was read or set."""
+        return self._state is not None
 
     @property
     def is_mqtt(self) -> bool:

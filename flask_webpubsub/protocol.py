@@ -34,6 +34,8 @@ from .events import (
     UserEventResponse,
     WebPubSubEvent,
 )
+from .jsoncodec import decode_json
+from .jsoncodec import encode_json as encode_json  # part of this module's API
 from .state import decode_state, encode_state
 
 logger = logging.getLogger(__name__)
@@ -146,15 +148,6 @@ def is_mqtt(headers: HeaderSource, subprotocol: str | None = None) -> bool:
     )
 
 
-def read_state(headers: HeaderSource) -> dict[str, Any]:
-    """The connection state; an invalid header is logged and read as the empty state."""
-    try:
-        return decode_state(headers.get("ce-connectionState"))
-    except InvalidStateError as exc:
-        logger.warning("Ignoring the ce-connectionState header: %s.", exc)
-        return {}
-
-
 class Attributes(NamedTuple):
     """The attributes every event must carry."""
 
@@ -191,7 +184,7 @@ def parse_event(
         "type": ce_type,
         "user_id": headers.get("ce-userId") or None,
         "subprotocol": subprotocol,
-        "state": read_state(headers),
+        "state_header": headers.get("ce-connectionState"),
         "origin": headers.get("WebHook-Request-Origin"),
         "id": headers.get("ce-id"),
         "time": headers.get("ce-time"),
@@ -321,7 +314,7 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = decode_json(body)
     except (ValueError, RecursionError):
         raise InvalidEventError(f"The {what} body is not valid JSON.") from None
     if not isinstance(value, dict):
@@ -410,10 +403,6 @@ def _parse_connect(
     )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     """Split a Content-Type into its lower-case media type and its parameters."""
     if not content_type:
@@ -476,7 +465,7 @@ def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType
         except UnicodeError:
             raise InvalidEventError("The JSON payload does not match its charset.") from None
         try:
-            value = json.loads(text, parse_constant=_reject_constant)
+            value = decode_json(text)
             if "\\ud" in text or "\\uD" in text:
                 # Escaped surrogates must pair up: a lone one is no text a reply could carry.
                 json.dumps(value, ensure_ascii=False).encode()
@@ -486,16 +475,6 @@ def decode_payload(body: bytes, content_type: str | None) -> tuple[Any, DataType
             raise InvalidEventError("The JSON payload is not valid JSON.") from None
         return value, "json", media_type
     return body, "binary", media_type
-
-
-def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON, as the service expects it. Raises ``TypeError``/``ValueError``."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate, as a client's "\ud800" escape decodes to: keep it escaped.
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 _JSON_TYPES = (dict, list, int, float, bool)
@@ -672,6 +651,14 @@ def state_header(original: str | None, state: Mapping[str, Any]) -> str | None:
     if state == initial:
         return None
     return encode_state(state)
+
+
+def reply_state(event: WebPubSubEvent) -> str | None:
+    """:func:`state_header` for a blocking event's reply; None, without decoding anything, when
+    the handler never looked at ``event.state``."""
+    if not event.state_loaded:
+        return None
+    return state_header(event.state_header, event.state)
 
 
 def event_type(event_name: str) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidStateError
+from .jsoncodec import decode_json, encode_json
+
+logger = logging.getLogger(__name__)
 
 #: The header value that clears a connection's state.
 EMPTY_STATE = "e30="
@@ -19,12 +22,7 @@ def encode_state(state: Mapping[str, Any]) -> str:
 
     Raises ``TypeError`` when a value cannot be represented in JSON.
     """
-    text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    try:
-        encoded = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (from a client's input): keep it escaped
-        encoded = json.dumps(state, separators=(",", ":"), allow_nan=False).encode()
-    return base64.b64encode(encoded).decode("ascii")
+    return base64.b64encode(encode_json(state)).decode("ascii")
 
 
 def decode_state(value: str | None) -> dict[str, Any]:
@@ -35,9 +33,7 @@ def decode_state(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     try:
-        decoded = json.loads(
-            base64.b64decode(value.strip(), validate=True).decode(), parse_constant=_not_json
-        )
+        decoded = decode_json(base64.b64decode(value.strip(), validate=True))
     except (binascii.Error, ValueError, RecursionError) as exc:  # UnicodeDecodeError too
         raise InvalidStateError("connection state is not base64 of UTF-8 JSON") from exc
     if not isinstance(decoded, dict):
@@ -45,5 +41,10 @@ def decode_state(value: str | None) -> dict[str, Any]:
     return decoded
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def read_state_header(value: str | None) -> dict[str, Any]:
+    """The state a request carried; an invalid header is logged and read as the empty state."""
+    try:
+        return decode_state(value)
+    except InvalidStateError as exc:
+        logger.warning("Ignoring the ce-connectionState header: %s.", exc)
+        return {}

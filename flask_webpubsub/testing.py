@@ -36,6 +36,7 @@ from . import protocol
 from .errors import InvalidEventError
 from .events import ConnectResponse, DataType, MqttUserProperty
 from .extension import EXTENSION_KEY, WebPubSubState
+from .jsoncodec import encode_json
 from .state import decode_state
 from .tokens import parse_connection_string
 
@@ -206,7 +207,7 @@ class TestConnection:
             body["claims"].setdefault("sub", [self.user_id])
         if self.physical_connection_id:
             body["mqtt"] = _mqtt_connect_body(mqtt or {})
-        http = self._send("connect", protocol.encode_json(body), protocol.JSON_CONTENT_TYPE)
+        http = self._send("connect", encode_json(body), protocol.JSON_CONTENT_TYPE)
         response = None
         if http.ok:
             response = protocol.decode_connect_reply(http.body)
@@ -240,21 +241,21 @@ class TestConnection:
 
     def disconnected(self, reason: str | None = None) -> EventResult:
         """Send ``disconnected``."""
-        body = protocol.encode_json({"reason": reason})
+        body = encode_json({"reason": reason})
         return self._event("disconnected", body, protocol.JSON_CONTENT_TYPE)
 
     def group_joined(self, group: str) -> EventResult:
         """Send ``gp.joined``; the connection is then in the group."""
         if group not in self.groups:
             self.groups.append(group)
-        return self._event("joined", protocol.encode_json({"group": group}),
+        return self._event("joined", encode_json({"group": group}),
                            protocol.JSON_CONTENT_TYPE)
 
     def group_left(self, group: str) -> EventResult:
         """Send ``gp.left``; the connection is then no longer in the group."""
         if group in self.groups:
             self.groups.remove(group)
-        return self._event("left", protocol.encode_json({"group": group}),
+        return self._event("left", encode_json({"group": group}),
                            protocol.JSON_CONTENT_TYPE)
 
     def _event(self, name: str, body: bytes, content_type: str,

@@ -127,9 +127,9 @@ def handle_event(state: WebPubSubState, req: Request) -> Response:
 
     if isinstance(event, UserEvent):
         handler = hub.user_event_handler(event.event_name)
-        return _blocking(state, event, handler, _user_event_reply, headers)
+        return _blocking(state, event, handler, _user_event_reply)
     if isinstance(event, ConnectEvent):
-        return _blocking(state, event, hub.connect_handler, _connect_reply, headers)
+        return _blocking(state, event, hub.connect_handler, _connect_reply)
     _notify(state, event, _notification_handler(hub, event.type))
     return _reply(protocol.EMPTY_OK)
 
@@ -165,7 +165,6 @@ def _blocking(
     event: WebPubSubEvent,
     handler: Callable[..., Any] | None,
     encode: Callable[[Any, Any], protocol.Reply],
-    headers: protocol.WSGIHeaders,
 ) -> Response:
     """Run a blocking handler and turn its result, or its ``abort()``, into the reply."""
     if handler is None:
@@ -191,7 +190,7 @@ def _blocking(
         return _reply(_rejection(event, 500, _GENERIC_ERROR))
     try:
         reply = encode(event, result)
-        state_value = protocol.state_header(headers.get("ce-connectionState"), event.state)
+        state_value = protocol.reply_state(event)
     except (TypeError, ValueError) as exc:
         logger.error("The %s handler's result cannot be sent: %s.", event.event_name, exc)
         return _reply(_rejection(event, 500, _GENERIC_ERROR))

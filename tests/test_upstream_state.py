@@ -256,3 +256,20 @@ def test_state_with_client_text_that_is_not_unicode_is_still_encoded(
     result = wps.post(headers, b'{"query":{"q":["\\ud800"]}}')
     assert result.status == 204
     assert decode_state(result.headers["ce-connectionState"]) == {"q": "\ud800"}
+
+
+def test_a_handler_that_never_reads_the_state_costs_no_decoding(
+    webpubsub: WebPubSub, wps: WebPubSubTestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state is decoded on first use: an invalid header that no handler reads is neither
+    warned about nor answered with a state header."""
+    events: list[UserEvent] = []
+    webpubsub.on_user_event(lambda event: events.append(event))
+    with caplog.at_level(logging.WARNING, "flask_webpubsub"):
+        result = wps.post(headers_with_state("!!!not base64"), b"x")
+    assert result.status == 204
+    assert "ce-connectionState" not in result.headers
+    assert "ce-connectionState" not in caplog.text
+    assert not events[0].state_loaded
+    assert events[0].state == {}  # still readable afterwards
+    assert events[0].state_loaded

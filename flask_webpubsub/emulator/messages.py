@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from flask_webpubsub.protocol import encode_json, parse_media_type
+from flask_webpubsub.jsoncodec import decode_json, encode_json
+from flask_webpubsub.protocol import parse_media_type
 
 JSON_SUBPROTOCOL = "json.webpubsub.azure.v1"
 RELIABLE_SUBPROTOCOL = "json.reliable.webpubsub.azure.v1"
@@ -128,13 +129,9 @@ class Payload:
 
 def _check_json(text: str) -> None:
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        decode_json(text)
     except (ValueError, RecursionError):
         raise ValueError("the body is not valid JSON") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _frame(fields: dict[str, Any], payload: Payload) -> str:
@@ -220,7 +217,7 @@ def _integer(value: Any, key: str) -> int:
 def parse_request(text: str, *, reliable: bool) -> Request:
     """Read a client frame; raises :class:`ProtocolViolation` with the reason."""
     try:
-        frame = json.loads(text, parse_constant=_reject_constant)
+        frame = decode_json(text)
     except (ValueError, RecursionError):
         raise ProtocolViolation("the frame is not valid JSON") from None
     if not isinstance(frame, dict):

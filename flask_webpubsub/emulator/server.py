@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from flask_webpubsub.protocol import encode_json
+from flask_webpubsub.jsoncodec import encode_json
 from flask_webpubsub.tokens import ServiceEndpoint, normalize_endpoint
 
 from .hub import CLOSE_GOING_AWAY, Hub, Session

@@ -20,7 +20,8 @@ from aiohttp import WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
 from flask_webpubsub.errors import InvalidStateError, InvalidTokenError
-from flask_webpubsub.protocol import CONNECT, USER_PREFIX, decode_connect_reply, encode_json
+from flask_webpubsub.jsoncodec import encode_json
+from flask_webpubsub.protocol import CONNECT, USER_PREFIX, decode_connect_reply
 from flask_webpubsub.state import decode_state
 from flask_webpubsub.tokens import verify_token
 

@@ -1,0 +1,38 @@
+"""JSON as the service speaks it: compact UTF-8 out, strict standard JSON in.
+
+Shared by the upstream protocol, the connection state codec and the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Built once: json.loads(..., parse_constant=...) builds a new decoder on every call.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Parse standard JSON (UTF-8 when given bytes); NaN and Infinity are refused.
+
+    Raises ``ValueError`` (``UnicodeDecodeError`` and ``JSONDecodeError`` included) or
+    ``RecursionError`` for input nested too deeply.
+    """
+    if isinstance(text, bytes):
+        text = text.decode()
+    return _STRICT.decode(text)
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON. Raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate, as a client's "\ud800" escape decodes to: keep it escaped.
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
