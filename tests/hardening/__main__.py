@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,42 @@ def wait_quiet(minutes: float) -> None:
         print(f"Waiting for a quiet machine (load {load:.2f}, {len(busy)} busy processes)...",
               file=sys.stderr, flush=True)
         time.sleep(30)
+
+
+class Monitor:
+    """Watches the machine during the runs: the load average and other CPU-heavy processes."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.samples = 0
+        self.busy_samples = 0
+        self.max_load = 0.0
+        self.commands: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hardening-monitor", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = procs.busy_processes()
+            self.samples += 1
+            self.busy_samples += bool(busy)
+            self.commands.update(busy)
+            self.max_load = max(self.max_load, procs.load_average()[0])
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def during(self) -> report.During:
+        return report.During(
+            samples=self.samples, busy_samples=self.busy_samples, max_load=self.max_load,
+            commands=sorted(self.commands),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,24 +99,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     upstream_report = churn_report = None
     problems: list[str] = []
-    if args.only in (None, "upstream"):
-        print("Upstream load: the example chat under gunicorn...", file=sys.stderr, flush=True)
-        upstream_report = upstream.run_upstream_load(
-            upstream.LONG if args.long else upstream.SHORT
-        )
-        print(json.dumps(upstream_report.summary(), indent=2), flush=True)
-        problems += upstream_report.problems()
-    if args.only in (None, "churn"):
-        print("Emulator churn...", file=sys.stderr, flush=True)
-        churn_report = churn.run_churn(churn.LONG if args.long else churn.SHORT)
-        print(json.dumps(churn_report.summary(), indent=2), flush=True)
-        problems += churn_report.problems()
+    monitor = Monitor()
+    with monitor:
+        upstream_report, churn_report = run(args.long, args.only, problems)
     if args.long:
-        args.output.write_text(report.render(context, upstream_report, churn_report))
+        args.output.write_text(
+            report.render(context, monitor.during(), upstream_report, churn_report)
+        )
         print(f"Wrote {os.path.relpath(args.output)}", file=sys.stderr)
     for problem in problems:
         print(f"FAILED: {problem.split(': {')[0]}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def run(
+    long: bool, only: str | None, problems: list[str]
+) -> tuple[upstream.UpstreamReport | None, churn.ChurnReport | None]:
+    upstream_report = churn_report = None
+    if only in (None, "upstream"):
+        print("Upstream load: the example chat under gunicorn...", file=sys.stderr, flush=True)
+        upstream_report = upstream.run_upstream_load(
+            upstream.LONG if long else upstream.SHORT
+        )
+        print(json.dumps(upstream_report.summary(), indent=2), flush=True)
+        problems += upstream_report.problems()
+    if only in (None, "churn"):
+        print("Emulator churn...", file=sys.stderr, flush=True)
+        churn_report = churn.run_churn(churn.LONG if long else churn.SHORT)
+        print(json.dumps(churn_report.summary(), indent=2), flush=True)
+        problems += churn_report.problems()
+    return upstream_report, churn_report
 
 
 if __name__ == "__main__":

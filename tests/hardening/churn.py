@@ -3,14 +3,16 @@ connecting, joining a group, sending to it with ackIds, leaving and coming back 
 connections, against the emulator in a subprocess (so its memory can be read from /proc).
 
 Each client slot repeats, until the run's time is up: connect; join one of the groups and wait
-for the ack; send messages to the group, each waiting for its ack; stay a moment; then leave,
-on alternate rounds with ``leaveGroup`` (and its ack) before closing, or by closing at once.
-A membership lasts from the join's ack to the moment the client starts leaving. A message
-acknowledged to its sender must reach, exactly once, every connection whose membership covers
-the message's whole send-to-ack window (messages that cross a join or leave may or may not
-arrive, as on the service, but never twice). Then every client is gone, and the emulator's
-memory must come back to what it was before the load, within a tolerance, and it must hold no
-connection, group or user.
+for the ack; send messages to the group, each waiting for its ack; stay a moment; then leave, on
+alternate rounds with ``leaveGroup`` (and its ack) before closing, or by closing at once. The
+first connections of all slots wait, once joined, until every slot's has joined: all the clients
+are connected at once before the churn spreads them out. A membership lasts from the join's ack
+to the moment the client starts leaving. A message acknowledged to its sender must reach,
+exactly once, every connection whose membership covers the message's whole send-to-ack window
+(messages that cross a join or leave may or may not arrive, as on the service, but never twice).
+Then every client is gone, and the emulator's memory must come back, within a tolerance, to its
+level before the measured round (taken after a priming round of the same shape: see
+:func:`run_churn`), and it must hold no connection, group or user.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class ChurnSettings:
     group_size: int = 10
     messages_per_round: int = 2
     #: How long a client stays after sending, seconds (uniform between the two).
-    stay: tuple[float, float] = (0.5, 1.5)
+    stay: tuple[float, float] = (1.0, 2.5)
     #: Concurrent WebSocket handshakes.
     handshakes: int = 100
     #: The emulator's memory after the run may exceed the baseline by this fraction ...
@@ -247,12 +249,15 @@ class Churn:
         self.handshakes = asyncio.Semaphore(settings.handshakes)
         self.random = random.Random(8)
         self.open = 0
+        #: Set once every slot's first connection has joined its group: all are open at once.
+        self.all_joined = asyncio.Event()
+        self.joined_first = 0
 
     def url(self, slot: int) -> str:
         token = build_client_token(self.endpoint, HUB, user_id=f"u{slot}", roles=ROLES)
         return f"{self.endpoint.websocket_url}/client/hubs/{HUB}?access_token={token}"
 
-    async def round(self, slot: int, number: int, leave_first: bool) -> None:
+    async def round(self, slot: int, number: int, leave_first: bool, first: bool) -> None:
         """One connection's life: connect, join, send, stay, leave."""
         settings = self.settings
         group = f"g{self.random.randrange(settings.groups)}"
@@ -272,6 +277,11 @@ class Churn:
                 return
             membership = Membership(number, group, joined_at)
             self.memberships.append(membership)
+            if first:
+                self.joined_first += 1
+                if self.joined_first == settings.clients:
+                    self.all_joined.set()
+                await asyncio.wait_for(self.all_joined.wait(), 60)
             for n in range(settings.messages_per_round):
                 message_id = f"{slot}.{number}.{n}"
                 sent = Sent(message_id, group, time.monotonic())
@@ -309,7 +319,7 @@ class Churn:
             number = self.report.connections
             self.report.connections += 1
             try:
-                await self.round(slot, number, leave_first=rounds % 2 == 0)
+                await self.round(slot, number, leave_first=rounds % 2 == 0, first=rounds == 0)
             except (OSError, InvalidStatus, asyncio.TimeoutError) as exc:
                 self.report.failures[f"connect failed: {type(exc).__name__}"] += 1
                 await asyncio.sleep(0.5)

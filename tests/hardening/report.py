@@ -24,6 +24,17 @@ class Context:
     command: str = COMMAND
 
 
+@dataclass(frozen=True)
+class During:
+    """What the machine did besides the runs, sampled every few seconds."""
+
+    samples: int
+    #: Samples that saw a benchmark, wrk or node process.
+    busy_samples: int
+    max_load: float
+    commands: list[str]
+
+
 def _mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
 
@@ -85,14 +96,15 @@ def render_upstream(report: UpstreamReport) -> str:
     prose = _paragraph(f"""gunicorn ({settings.workers} {settings.worker_class} workers) serves
 `example_app:create_app(...)` on loopback with a fresh SQLite database in a temporary
 directory; the emulator (`python -m flask_webpubsub.emulator`) is its service, both in
-subprocesses. {settings.concurrency} simulated clients each hold a real WebSocket connection to
-the emulator and, over its connection id, send the service's signed events again and again:
-`connect` (asking for the client's own room), `connected`, `join` another room, `message` twice,
-`join` back, `message`, `leave`, `disconnected`. The app handles each for real (SQLite, and
-REST calls to the emulator that move the connection and send each message to the room), and
-every message it accepts must reach the client's WebSocket exactly once. The run lasts at least
-{settings.min_seconds:g} s and until {_n(settings.target_requests)} requests, at most
-{settings.max_seconds:g} s. RSS is the gunicorn master and its workers, from /proc.""")
+subprocesses. {settings.concurrency} simulated clients each hold a real WebSocket connection
+to the emulator and, over its connection id, send the service's signed events again and
+again: `connect` (asking for the client's own room), `connected`, `join` another room,
+`message` twice, `join` back, `message`, `leave`, `disconnected`. The app handles each for
+real (SQLite, and REST calls to the emulator that move the connection and send each message
+to the room), and every message it accepts must reach the client's WebSocket exactly once.
+The run lasts at least {settings.min_seconds:g} s and until {_n(settings.target_requests)}
+requests, at most {settings.max_seconds:g} s. RSS is the gunicorn master and its workers,
+from /proc.""")
     return f"""## Upstream: the example chat under gunicorn
 
 {prose}
@@ -143,17 +155,18 @@ def render_churn(report: ChurnReport) -> str:
     prose = _paragraph(f"""The emulator runs in a subprocess without an upstream.
 {settings.clients:,} client slots, each a raw `websockets` client with
 `json.reliable.webpubsub.azure.v1`, repeat for
-{settings.seconds:g} s: connect with a fresh token, join one of {settings.groups} groups (wait
-for the ack), send {settings.messages_per_round} messages to it (each waiting for its ack), stay
-{settings.stay[0]:g}-{settings.stay[1]:g} s, then leave (every other round `leaveGroup` first,
-otherwise closing at once) and come back as a new connection. A membership lasts from the join's
-ack to the start of the leave; an acknowledged message is expected exactly once by every
-membership of its group that covers its whole send-to-ack window; no connection may receive any
-message twice. Memory: CPython keeps the arenas the first load grew (objects that outlive it,
-such as the libraries' URL caches, pin them), so the baseline is taken after a priming round of
-the same shape; the emulator must come back within {settings.rss_tolerance:.0%} or
-{settings.rss_tolerance_kib // 1024} MiB of it (the larger) after the clients leave. The memory
-before any client is shown too.""")
+{settings.seconds:g} s: connect with a fresh token, join one of {settings.groups} groups
+(wait for the ack), send {settings.messages_per_round} messages to it (each waiting for its
+ack), stay {settings.stay[0]:g}-{settings.stay[1]:g} s, then leave (every other round
+`leaveGroup` first, otherwise closing at once) and come back as a new connection; the first
+connections of all slots wait, once joined, until all {settings.clients:,} are connected and
+joined. A membership lasts from the join's ack to the start of the leave; an acknowledged
+message is expected exactly once by every membership of its group that covers its whole
+send-to-ack window; no connection may receive any message twice. Memory: CPython keeps the
+arenas the first load grew (objects that outlive it, such as the libraries' URL caches, pin
+them), so the baseline is taken after a priming round of the same shape; the emulator must
+come back within {settings.rss_tolerance:.0%} or {settings.rss_tolerance_kib // 1024} MiB of
+it (the larger) after the clients leave. The memory before any client is shown too.""")
     return f"""## Emulator: {settings.clients:,} reliable clients churning
 
 {prose}
@@ -166,19 +179,33 @@ before any client is shown too.""")
 """
 
 
-def render(context: Context, upstream: UpstreamReport | None, churn: ChurnReport | None) -> str:
+def _busy(commands: list[str]) -> str:
+    shown = "; ".join(f"`{c[:70]}`" for c in commands[:3])
+    return shown + ("; ..." if len(commands) > 3 else "")
+
+
+def render(
+    context: Context, during: During, upstream: UpstreamReport | None,
+    churn: ChurnReport | None,
+) -> str:
     machine = context.machine
     versions = ", ".join(f"{name} {version}" for name, version in context.versions.items())
     load = ", ".join(f"{value:.2f}" for value in context.load_average)
-    distinct = sorted(set(context.busy))
-    busy = (
-        "none."
-        if not distinct
-        else f"{len(context.busy)}, so the figures are lower than on a quiet machine: "
-        + "; ".join(f"`{c[:70]}`" for c in distinct[:3])
-        + ("; ..." if len(distinct) > 3 else "")
-        + "."
-    )
+    before = sorted(set(context.busy))
+    busy = "none" if not before else f"{len(context.busy)}: {_busy(before)}"
+    if during.busy_samples:
+        share = during.busy_samples / during.samples
+        while_running = (
+            f"During the runs, such processes were seen in {share:.0%} of "
+            f"{during.samples} samples (every 5 s), and the 1-minute load average reached "
+            f"{during.max_load:.2f}, so the figures are lower than on a quiet machine: "
+            f"{_busy(during.commands)}."
+        )
+    else:
+        while_running = (
+            f"None ran during the runs ({during.samples} samples, every 5 s); the 1-minute "
+            f"load average reached {during.max_load:.2f}, the runs' own load."
+        )
     header = _paragraph(f"""Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M}
         UTC. Do not edit by hand: rerun it. The short forms of both runs are tests in the normal
         suite (`tests/hardening/test_load_short.py`, about 45 s); this command runs the long
@@ -190,8 +217,8 @@ def render(context: Context, upstream: UpstreamReport | None, churn: ChurnReport
             f"{machine.system}; Python {machine.python}",
             f"- {versions}",
             f"- Load average before the run: {load}. Other CPU-heavy processes then "
-            f"(benchmarks, wrk, node): {busy} The load generator, the servers and the clients "
-            "share the machine's cores.",
+            f"(benchmarks, wrk, node): {busy}. {while_running} The load generator, the servers "
+            "and the clients share the machine's cores.",
         )
     )
     sections = [s for s in (upstream and render_upstream(upstream),
