@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app
 
 from .config import CONFIG_KEYS, Settings, resolve_settings, validate_hub_name
 from .errors import ConfigurationError
@@ -137,6 +137,11 @@ class WebPubSubState:
     def __repr__(self) -> str:
         return f"<WebPubSubState hub={self.settings.hub!r} endpoint={self.settings.endpoint.url!r}>"
 
+    @property
+    def response_class(self) -> type[Response]:
+        """The app's response class."""
+        return self._app.response_class
+
     def ensure_sync(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """``app.ensure_sync(handler)``, worked out once per handler rather than per event."""
         synced = self._synced.get(handler)
@@ -262,11 +267,11 @@ class WebPubSub(Hub):
                     f"the hub {hub.name!r} is registered and is also WEBPUBSUB_HUB: use the "
                     "extension's own decorators for the default hub"
                 )
-        app.extensions[EXTENSION_KEY] = WebPubSubState(self, settings, app)
+        state = app.extensions[EXTENSION_KEY] = WebPubSubState(self, settings, app)
 
         from .views import create_blueprint
 
-        blueprint = create_blueprint(settings)
+        blueprint = create_blueprint(state)
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)
 

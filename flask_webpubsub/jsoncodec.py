@@ -13,8 +13,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-# Built once: json.loads(..., parse_constant=...) builds a new decoder on every call.
+# Built once: json.loads and json.dumps build a new decoder or encoder on every call that
+# passes options.
 _STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def decode_json(text: str | bytes) -> Any:
@@ -30,9 +33,8 @@ def decode_json(text: str | bytes) -> Any:
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON. Raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
-        return text.encode()
+        return _COMPACT.encode(value).encode()
     except UnicodeEncodeError:
         # A lone surrogate, as a client's "\ud800" escape decodes to: keep it escaped.
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        return _COMPACT_ASCII.encode(value).encode()

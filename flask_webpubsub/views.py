@@ -14,16 +14,17 @@ from flask import Blueprint, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import protocol
-from .config import Settings, origin_host
+from .config import origin_host
 from .errors import (
     ConnectRejection,
+    InvalidEventError,
     InvalidOriginError,
     PayloadTooLargeError,
     SignatureError,
     UnknownHubError,
 )
 from .events import ConnectEvent, UserEvent, WebPubSubEvent
-from .extension import EXTENSION_KEY, Hub, WebPubSubState
+from .extension import Hub, WebPubSubState
 from .negotiate import NegotiateOptions, client_access, logged_in_user_id
 from .signature import verify
 
@@ -36,24 +37,35 @@ _ORIGIN_SEPARATORS = re.compile(r"[,\s]+")
 _GENERIC_ERROR = "Internal server error."
 
 
-def create_blueprint(settings: Settings) -> Blueprint:
-    """The extension's routes, at the paths one app's settings name."""
+def create_blueprint(state: WebPubSubState) -> Blueprint:
+    """The extension's routes for one app. The views close over that app's state, so a
+    request needs no lookup of the current app."""
     blueprint = Blueprint("webpubsub", __name__)
-    base = settings.event_handler_path.rstrip("/")
+
+    def event_handler(subpath: str | None = None) -> Response:
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        if req.method == "OPTIONS":
+            return abuse_protection(state, req)
+        return handle_event(state, req)
+
+    # Flask must not answer OPTIONS itself: the abuse-protection check is ours to answer.
+    event_handler.provide_automatic_options = False  # type: ignore[attr-defined]
+
+    base = state.settings.event_handler_path.rstrip("/")
     # The service's URL template may end in a slash, or hold more path segments.
     for rule in dict.fromkeys((base or "/", base + "/", base + "/<path:subpath>")):
         blueprint.add_url_rule(rule, "event_handler", event_handler, methods=["OPTIONS", "POST"])
-    if settings.negotiate_path is not None:
-        blueprint.add_url_rule(settings.negotiate_path, "negotiate", negotiate, methods=["GET"])
+    if state.settings.negotiate_path is not None:
+        blueprint.add_url_rule(
+            state.settings.negotiate_path, "negotiate", lambda: negotiate(state), methods=["GET"]
+        )
     return blueprint
 
 
-def _state() -> WebPubSubState:
-    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-
-
-def _reply(reply: protocol.Reply, state_value: str | None = None) -> Response:
-    response = current_app.response_class(
+def _reply(
+    state: WebPubSubState, reply: protocol.Reply, state_value: str | None = None
+) -> Response:
+    response = state.response_class(
         reply.body, status=reply.status, content_type=reply.content_type
     )
     if reply.content_type is None:
@@ -63,24 +75,14 @@ def _reply(reply: protocol.Reply, state_value: str | None = None) -> Response:
     return response
 
 
-def event_handler(subpath: str | None = None) -> Response:
-    state = _state()
-    if request.method == "OPTIONS":
-        return abuse_protection(state.settings)
-    return handle_event(state, request._get_current_object())  # type: ignore[attr-defined]
-
-
-# An attribute of the view function, so Flask answers OPTIONS through the view itself.
-event_handler.provide_automatic_options = False  # type: ignore[attr-defined]
-
-
-def abuse_protection(settings: Settings) -> Response:
+def abuse_protection(state: WebPubSubState, req: Request) -> Response:
     """Answer the service's OPTIONS check (PROTOCOL.md section 1)."""
-    header = request.headers.get("WebHook-Request-Origin")
+    settings = state.settings
+    header = req.headers.get("WebHook-Request-Origin")
     origins = [o for o in _ORIGIN_SEPARATORS.split(header or "") if o]
     if not origins:
         raise InvalidOriginError("Missing WebHook-Request-Origin header.")
-    response = _reply(protocol.EMPTY_OK)
+    response = _reply(state, protocol.EMPTY_OK)
     if settings.allowed_origins == ("*",):
         response.headers["WebHook-Allowed-Origin"] = "*"
         return response
@@ -111,19 +113,11 @@ def handle_event(state: WebPubSubState, req: Request) -> Response:
     if hub is None:
         raise UnknownHubError(f"No handlers for hub {protocol.clip(attributes.hub)}.")
 
-    # One byte over the limit: werkzeug cuts a chunked body at the limit without an error, so
-    # only reading past it tells a body that ends there from a longer one.
-    req.max_content_length = settings.max_body_bytes + 1
-    try:
-        body: bytes | None = req.get_data(cache=False)
-    except RequestEntityTooLarge:
-        body = None
-    if body is None or len(body) > settings.max_body_bytes:
-        raise PayloadTooLargeError(f"The body is larger than {settings.max_body_bytes} bytes.")
+    body = read_body(req, settings.max_body_bytes)
     event = protocol.parse_event(headers, body, attributes)
     if event is None:
         logger.info("Ignored an event of unknown type %r.", headers.get("ce-type"))
-        return _reply(protocol.EMPTY_OK)
+        return _reply(state, protocol.EMPTY_OK)
 
     if isinstance(event, UserEvent):
         handler = hub.user_event_handler(event.event_name)
@@ -131,7 +125,35 @@ def handle_event(state: WebPubSubState, req: Request) -> Response:
     if isinstance(event, ConnectEvent):
         return _blocking(state, event, hub.connect_handler, _connect_reply)
     _notify(state, event, _notification_handler(hub, event.type))
-    return _reply(protocol.EMPTY_OK)
+    return _reply(state, protocol.EMPTY_OK)
+
+
+def read_body(req: Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (413 above it)."""
+    environ = req.environ
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
+        # The common case, read straight from the server's stream: werkzeug's get_data wraps
+        # it in several layers first, which costs as much as parsing the event.
+        size = int(length)
+        if size > limit:
+            raise PayloadTooLargeError(f"The body is larger than {limit} bytes.")
+        body: bytes = environ["wsgi.input"].read(size) if size else b""
+        if len(body) != size:
+            raise InvalidEventError("The body ended before its Content-Length.")
+        return body
+    # Chunked or without a length. One byte over the limit: werkzeug cuts a chunked body at
+    # the limit without an error, so only reading past it tells a body that ends there from a
+    # longer one.
+    req.max_content_length = limit + 1
+    too_large = PayloadTooLargeError(f"The body is larger than {limit} bytes.")
+    try:
+        data = req.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(data) > limit:
+        raise too_large
+    return data
 
 
 def _notification_handler(hub: Hub, ce_type: str) -> Callable[..., Any] | None:
@@ -168,7 +190,7 @@ def _blocking(
 ) -> Response:
     """Run a blocking handler and turn its result, or its ``abort()``, into the reply."""
     if handler is None:
-        return _reply(protocol.NO_CONTENT)
+        return _reply(state, protocol.NO_CONTENT)
     try:
         result = state.ensure_sync(handler)(event)
     except HTTPException as exc:
@@ -180,21 +202,21 @@ def _blocking(
                 event.event_name,
                 type(exc).__name__,
             )
-            return _reply(_rejection(event, 500, _GENERIC_ERROR))
+            return _reply(state, _rejection(event, 500, _GENERIC_ERROR))
         mqtt_code = exc.mqtt_code if isinstance(exc, ConnectRejection) else None
-        return _reply(_rejection(event, exc.code, exc.description or "", mqtt_code))
+        return _reply(state, _rejection(event, exc.code, exc.description or "", mqtt_code))
     except Exception:
         logger.exception(
             "The %s handler failed for connection %r.", event.event_name, event.connection_id
         )
-        return _reply(_rejection(event, 500, _GENERIC_ERROR))
+        return _reply(state, _rejection(event, 500, _GENERIC_ERROR))
     try:
         reply = encode(event, result)
         state_value = protocol.reply_state(event)
     except (TypeError, ValueError) as exc:
         logger.error("The %s handler's result cannot be sent: %s.", event.event_name, exc)
-        return _reply(_rejection(event, 500, _GENERIC_ERROR))
-    return _reply(reply, state_value)
+        return _reply(state, _rejection(event, 500, _GENERIC_ERROR))
+    return _reply(state, reply, state_value)
 
 
 def _notify(
@@ -211,17 +233,16 @@ def _notify(
         )
 
 
-def negotiate() -> Response:
+def negotiate(state: WebPubSubState) -> Response:
     """``GET`` -> ``{"url", "baseUrl", "token"}`` for a client of the default hub, or of the hub
     named by ``?hub=`` when the app serves it."""
-    state = _state()
     requested = request.args.get("hub") or state.settings.hub
     hub = state.find_hub(requested)
     if hub is None:
         raise UnknownHubError(f"No hub named {protocol.clip(requested)}.")
     hook = hub.negotiate_handler or state.extension.negotiate_handler
     if hook is not None:
-        options = NegotiateOptions.from_value(current_app.ensure_sync(hook)())
+        options = NegotiateOptions.from_value(state.ensure_sync(hook)())
     else:
         options = NegotiateOptions(user_id=logged_in_user_id())
     access = client_access(state, requested, options)
