@@ -1,7 +1,9 @@
 """``python -m tests.hardening --long``: both long load runs, figures in docs/hardening.md.
 
 Without ``--long`` it runs the short forms (the ones the test suite runs) and prints their
-figures. ``--only upstream`` or ``--only churn`` runs one of the two. ``--wait-quiet MINUTES``
+figures. The upstream run is made twice, under gunicorn (sync workers, as issue 8 asks) and
+under granian (the server the README recommends); ``--only gunicorn``, ``--only granian``,
+``--only upstream`` (both) or ``--only churn`` runs a part. ``--wait-quiet MINUTES``
 first waits (polling every 30 s, at most that long) until no benchmark, wrk or node process runs
 and the load average is below 1.5, since both runs need the machine's cores to themselves.
 The exit status is 1 when a requirement was missed.
@@ -78,7 +80,7 @@ class Monitor:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.hardening", description=__doc__)
     parser.add_argument("--long", action="store_true", help="the long forms; writes the report")
-    parser.add_argument("--only", choices=("upstream", "churn"))
+    parser.add_argument("--only", choices=("upstream", "gunicorn", "granian", "churn"))
     parser.add_argument("--output", type=Path, default=procs.REPO / "docs" / "hardening.md",
                         help="the report of --long (default: docs/hardening.md)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="MINUTES")
@@ -97,14 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         busy=procs.busy_processes(),
         command=report.COMMAND + (f" --only {args.only}" if args.only else ""),
     )
-    upstream_report = churn_report = None
     problems: list[str] = []
     monitor = Monitor()
     with monitor:
-        upstream_report, churn_report = run(args.long, args.only, problems)
+        upstream_reports, churn_report = run(args.long, args.only, problems)
     if args.long:
         args.output.write_text(
-            report.render(context, monitor.during(), upstream_report, churn_report)
+            report.render(context, monitor.during(), upstream_reports, churn_report)
         )
         print(f"Wrote {os.path.relpath(args.output)}", file=sys.stderr)
     for problem in problems:
@@ -114,21 +115,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(
     long: bool, only: str | None, problems: list[str]
-) -> tuple[upstream.UpstreamReport | None, churn.ChurnReport | None]:
-    upstream_report = churn_report = None
-    if only in (None, "upstream"):
-        print("Upstream load: the example chat under gunicorn...", file=sys.stderr, flush=True)
-        upstream_report = upstream.run_upstream_load(
-            upstream.LONG if long else upstream.SHORT
-        )
-        print(json.dumps(upstream_report.summary(), indent=2), flush=True)
-        problems += upstream_report.problems()
+) -> tuple[list[upstream.UpstreamReport], churn.ChurnReport | None]:
+    upstream_reports = []
+    forms = {
+        "gunicorn": upstream.LONG if long else upstream.SHORT,
+        "granian": upstream.LONG_GRANIAN if long else upstream.SHORT_GRANIAN,
+    }
+    for server, settings in forms.items():
+        if only in (None, "upstream", server):
+            print(f"Upstream load: the example chat under {server}...", file=sys.stderr,
+                  flush=True)
+            result = upstream.run_upstream_load(settings)
+            print(json.dumps(result.summary(), indent=2), flush=True)
+            problems += result.problems()
+            upstream_reports.append(result)
+    churn_report = None
     if only in (None, "churn"):
         print("Emulator churn...", file=sys.stderr, flush=True)
         churn_report = churn.run_churn(churn.LONG if long else churn.SHORT)
         print(json.dumps(churn_report.summary(), indent=2), flush=True)
         problems += churn_report.problems()
-    return upstream_report, churn_report
+    return upstream_reports, churn_report
 
 
 if __name__ == "__main__":

@@ -128,6 +128,14 @@ class LoadResult:
             "other_rss_kib": self.other_rss_kib,
         }
 
+    def rate(self, start: float, end: float) -> float:
+        """Requests per second between two moments of the run (seconds since its start), from
+        the memory samples (every few seconds)."""
+        inside = [(t, n) for t, n, _ in self.rss_samples if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return 0.0
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
     def rss_range_after_warmup(self) -> tuple[int, int] | None:
         values = [rss for _, requests, rss in self.rss_samples if requests >= self.warmup_requests]
         return (min(values), max(values)) if values else None

@@ -27,10 +27,20 @@ from typing import IO
 REPO = Path(__file__).resolve().parents[2]
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports on loopback (all held open until all are chosen)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def process_tree_rss_kib(pid: int) -> int:
@@ -81,8 +91,8 @@ class ServerProcess:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode} while starting; "
-                    f"see {self.log_path}"
+                    f"{self.name} exited with {self.process.returncode} while starting: "
+                    f"{self.log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2):
@@ -92,8 +102,16 @@ class ServerProcess:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not answer within {timeout:g} s")
+                raise RuntimeError(
+                    f"{self.name} did not answer within {timeout:g} s: {self.log_tail()}"
+                )
             time.sleep(0.1)
+
+    def log_tail(self, lines: int = 10) -> str:
+        """The end of the log, for an error message (never the line with the access key)."""
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return " | ".join(line for line in text[-lines:] if "AccessKey=" not in line)
 
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None when killed)."""
@@ -169,6 +187,26 @@ def start_gunicorn(
 
 #: What a server's log must never hold during a run.
 LOG_PROBLEMS = ("Traceback", "WARNING", "ERROR", "CRITICAL", "Exception")
+
+
+def start_granian(
+    app: str, port: int, log_path: Path, *, workers: int = 2,
+    env: Mapping[str, str] | None = None, ready_path: str = "/",
+) -> ServerProcess:
+    """granian on loopback, as the README recommends for production (HTTP/1, one blocking
+    thread per worker); ``app`` is ``module:attribute``."""
+    command = [
+        str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--http", "1",
+        "--blocking-threads", "1", "--workers", str(workers), "--host", "127.0.0.1",
+        "--port", str(port), "--log-level", "warning", "--backlog", "2048", app,
+    ]
+    server = ServerProcess("granian", command, log_path, env=env)
+    try:
+        server.wait_http(f"http://127.0.0.1:{port}{ready_path}")
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @contextlib.contextmanager

@@ -69,7 +69,9 @@ def render_upstream(report: UpstreamReport) -> str:
         ("chat sessions (connect ... disconnected)", _n(load.connections)),
         ("events", events),
         ("duration", f"{load.seconds:.1f} s"),
-        ("throughput", f"{_n(load.requests / load.seconds if load.seconds else 0)} requests/s"),
+        ("throughput: whole run / first minute / last minute",
+         f"{_n(load.requests / load.seconds if load.seconds else 0)} / "
+         f"{_n(load.rate(0, 60))} / {_n(load.rate(load.seconds - 60, load.seconds))} requests/s"),
         ("latency p50 / p99 / max",
          f"{load.percentile(0.5):.1f} / {load.percentile(0.99):.1f} / "
          f"{max(load.latencies_ms, default=0):.1f} ms"),
@@ -93,8 +95,12 @@ def render_upstream(report: UpstreamReport) -> str:
          f"{_mib(emulator_warm)} / {_mib(emulator_end)}"),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    prose = _paragraph(f"""gunicorn ({settings.workers} {settings.worker_class} workers) serves
-`example_app:create_app(...)` on loopback with a fresh SQLite database in a temporary
+    app = (
+        "`tests.hardening.chat_wsgi:app`" if settings.server == "granian"
+        else "`example_app:create_app({...})`"
+    )
+    prose = _paragraph(f"""{settings.server_description} serves the example chat ({app}) on
+loopback with a fresh SQLite database in a temporary
 directory; the emulator (`python -m flask_webpubsub.emulator`) is its service, both in
 subprocesses. {settings.concurrency} simulated clients each hold a real WebSocket connection
 to the emulator and, over its connection id, send the service's signed events again and
@@ -103,9 +109,9 @@ again: `connect` (asking for the client's own room), `connected`, `join` another
 real (SQLite, and REST calls to the emulator that move the connection and send each message
 to the room), and every message it accepts must reach the client's WebSocket exactly once.
 The run lasts at least {settings.min_seconds:g} s and until {_n(settings.target_requests)}
-requests, at most {settings.max_seconds:g} s. RSS is the gunicorn master and its workers,
-from /proc.""")
-    return f"""## Upstream: the example chat under gunicorn
+requests, at most {settings.max_seconds:g} s. RSS is the {settings.server} process and its
+workers, from /proc; requests per second over time come from the same samples.""")
+    return f"""## Upstream: the example chat under {settings.server}
 
 {prose}
 
@@ -185,7 +191,7 @@ def _busy(commands: list[str]) -> str:
 
 
 def render(
-    context: Context, during: During, upstream: UpstreamReport | None,
+    context: Context, during: During, upstreams: list[UpstreamReport],
     churn: ChurnReport | None,
 ) -> str:
     machine = context.machine
@@ -208,7 +214,7 @@ def render(
         )
     header = _paragraph(f"""Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M}
         UTC. Do not edit by hand: rerun it. The short forms of both runs are tests in the normal
-        suite (`tests/hardening/test_load_short.py`, about 45 s); this command runs the long
+        suite (`tests/hardening/test_load_short.py`, under a minute); this command runs the long
         forms and exits non-zero when a requirement is missed.""")
     machine_lines = "\n".join(
         textwrap.fill(line, width=100, subsequent_indent="  ", break_on_hyphens=False)
@@ -221,8 +227,9 @@ def render(
             "and the clients share the machine's cores.",
         )
     )
-    sections = [s for s in (upstream and render_upstream(upstream),
-                            churn and render_churn(churn)) if s]
+    sections = [render_upstream(u) for u in upstreams]
+    if churn is not None:
+        sections.append(render_churn(churn))
     return f"""# Hardening: load figures
 
 {header}
