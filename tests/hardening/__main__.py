@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     context = report.Context(
         machine=procs.machine(),
         versions=procs.versions(
-            "flask-webpubsub", "flask", "werkzeug", "gunicorn", "aiohttp", "websockets",
+            "flask-webpubsub", "flask", "werkzeug", "gunicorn", "granian", "aiohttp", "websockets",
             "azure-messaging-webpubsubservice",
         ),
         started=datetime.datetime.now(datetime.timezone.utc),
