@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS refusals (
 
 #: How long the page can still learn why its connection was refused.
 REFUSAL_TTL_SECONDS = 120.0
+#: How long a starting worker waits for the others to set the database up.
+SETUP_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,32 @@ class Message:
 
 
 def init_app(app: Flask) -> None:
-    """Create the tables, and close each request's connection when it ends."""
-    with sqlite3.connect(app.config["CHAT_DATABASE"]) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-    db.close()
+    """Create the tables, and close each request's connection when it ends.
+
+    Every worker of a production server runs this at the same moment, on a fresh database the
+    first time: the tables are created in an immediate transaction (the others wait their
+    turn), and switching to WAL, which SQLite refuses at once while another connection is
+    busy with the file, is retried.
+    """
+    db = sqlite3.connect(app.config["CHAT_DATABASE"], timeout=SETUP_TIMEOUT_SECONDS)
+    try:
+        _enable_wal(db)
+        db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+    finally:
+        db.close()
     app.teardown_appcontext(_close)
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + SETUP_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _db() -> sqlite3.Connection:
