@@ -61,6 +61,34 @@ def process_tree_rss_kib(pid: int) -> int:
     return total
 
 
+def process_tree(pid: int) -> dict[int, bytes]:
+    """A process's descendants (not itself), with their command lines."""
+    found: dict[int, bytes] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            pending.append(child)
+    return found
+
+
+def _still_running(pid: int, cmdline: bytes) -> bool:
+    """Whether ``pid`` is still that process (same command line) and not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z" and Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline
+    except (OSError, IndexError):
+        return False
+
+
 class ServerProcess:
     """A server in a subprocess; ``stop()`` ends it (and, for gunicorn, its workers)."""
 
@@ -75,8 +103,9 @@ class ServerProcess:
             list(command), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=REPO, env={**os.environ, **(env or {})},
         )
-        #: Set by ``stop()``.
+        #: Set by ``stop()``: the exit code, and how many workers outlived the server.
         self.exit_code: int | None = None
+        self.orphans = 0
 
     @property
     def pid(self) -> int:
@@ -114,8 +143,13 @@ class ServerProcess:
         return " | ".join(line for line in text[-lines:] if "AccessKey=" not in line)
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None when killed)."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None when killed).
+
+        Workers still running once the server is gone (a forked worker its master left behind)
+        are killed too, and counted in :attr:`orphans`.
+        """
         code: int | None = self.process.poll()
+        workers = process_tree(self.pid) if code is None else {}
         if code is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -124,15 +158,29 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(5)
                 code = None
+        deadline = time.monotonic() + 5
+        while workers and time.monotonic() < deadline:
+            workers = {p: c for p, c in workers.items() if _still_running(p, c)}
+            time.sleep(0.1)
+        for pid, cmdline in workers.items():
+            if _still_running(pid, cmdline):
+                self.orphans += 1
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         self._log.close()
         self.exit_code = code
         return code
 
     def exit_problems(self) -> list[str]:
-        """A line when the server did not exit cleanly on SIGTERM, or died before it."""
-        if self.exit_code == 0:
-            return []
-        return [f"{self.name} exited with {self.exit_code} (None: killed)"]
+        """Lines for a server that did not exit cleanly on SIGTERM (or died before it), and for
+        workers left behind."""
+        problems = []
+        if self.exit_code != 0:
+            problems.append(f"{self.name} exited with {self.exit_code} (None: killed after "
+                            "not stopping within 10 s of SIGTERM)")
+        if self.orphans:
+            problems.append(f"{self.orphans} of {self.name}'s workers outlived it (killed)")
+        return problems
 
     def log_lines(self, *needles: str) -> list[str]:
         """Lines of the log that contain any of ``needles`` (warnings, errors, tracebacks).
