@@ -310,7 +310,7 @@ class WebPubSubTestClient:
     ) -> None:
         if (app is None) == (base_url is None):
             raise TypeError("pass either a Flask app or a base_url")
-        self.app = app
+        self.application = app
         self.base_url = base_url.rstrip("/") if base_url else None
         keys: list[str] = []
         endpoint_host: str | None = None
@@ -340,7 +340,7 @@ class WebPubSubTestClient:
         self._test_client = app.test_client() if app is not None else None
 
     def __repr__(self) -> str:
-        target = self.base_url or repr(self.app)
+        target = self.base_url or repr(self.application)
         return f"<WebPubSubTestClient {target} hub={self.hub!r}>"
 
     def connection(

@@ -80,12 +80,12 @@ def options(origin: str | None) -> Callable[[WebPubSubTestClient], tuple[int, by
 
 def chunked(size: int) -> Callable[[WebPubSubTestClient], tuple[int, bytes]]:
     def send(wps: WebPubSubTestClient) -> tuple[int, bytes]:
-        assert wps.app is not None
+        assert wps.application is not None
         headers = build_event_headers(
             "message", hub="chat", connection_id="conn1", keys=[PRIMARY_KEY],
             content_type="application/octet-stream",
         )
-        answer = wps.app.test_client().post(
+        answer = wps.application.test_client().post(
             wps.path,
             headers={**headers, "Transfer-Encoding": "chunked"},
             input_stream=io.BytesIO(b"x" * size),

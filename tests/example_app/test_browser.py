@@ -56,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (./run-tests.sh installs it)")
+        pytest.fail("Debian's chromium is not installed: ./run-tests.sh installs it")
     expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
