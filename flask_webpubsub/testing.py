@@ -61,17 +61,23 @@ class HTTPResult:
 
     @property
     def reason(self) -> str | None:
-        """The rejection reason of a non-2xx reply."""
+        """The rejection reason of a non-2xx reply (text, or the MQTT JSON form's reason)."""
         if self.ok:
             return None
-        content_type, _ = protocol.parse_media_type(self.headers.get("Content-Type"))
-        if content_type == "application/json":
-            try:
-                mqtt = json.loads(self.body).get("mqtt", {})
-                return str(mqtt.get("reason", ""))
-            except (ValueError, AttributeError):
-                pass
+        mqtt = self._mqtt_rejection()
+        if mqtt is not None:
+            return str(mqtt.get("reason", ""))
         return self.body.decode("utf-8", "replace")
+
+    def _mqtt_rejection(self) -> dict[str, Any] | None:
+        """The ``mqtt`` object of a rejection in the MQTT JSON form, ``{"mqtt": {...}}``."""
+        if self.ok:
+            return None
+        try:
+            mqtt = json.loads(self.body)["mqtt"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return mqtt if isinstance(mqtt, dict) else None
 
     @property
     def state_header(self) -> str | None:
@@ -108,12 +114,8 @@ class ConnectResult(HTTPResult):
     @property
     def mqtt_code(self) -> int | None:
         """The MQTT CONNACK code of a rejected MQTT connection."""
-        if self.ok:
-            return None
-        try:
-            code = json.loads(self.body)["mqtt"]["code"]
-        except (ValueError, KeyError, TypeError):
-            return None
+        mqtt = self._mqtt_rejection()
+        code = mqtt.get("code") if mqtt is not None else None
         return code if isinstance(code, int) else None
 
 
