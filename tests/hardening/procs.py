@@ -224,13 +224,7 @@ def start_gunicorn(
         "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
         "--log-level", "warning", "--backlog", "2048", app,
     ]
-    server = ServerProcess("gunicorn", command, log_path, env=env)
-    try:
-        server.wait_http(f"http://127.0.0.1:{port}{ready_path}")
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _started(ServerProcess("gunicorn", command, log_path, env=env), port, ready_path)
 
 
 #: What a server's log must never hold during a run.
@@ -248,7 +242,11 @@ def start_granian(
         "--blocking-threads", "1", "--workers", str(workers), "--host", "127.0.0.1",
         "--port", str(port), "--log-level", "warning", "--backlog", "2048", app,
     ]
-    server = ServerProcess("granian", command, log_path, env=env)
+    return _started(ServerProcess("granian", command, log_path, env=env), port, ready_path)
+
+
+def _started(server: ServerProcess, port: int, ready_path: str) -> ServerProcess:
+    """``server`` once it answers HTTP on ``port``; stopped again if it never does."""
     try:
         server.wait_http(f"http://127.0.0.1:{port}{ready_path}")
     except BaseException:
