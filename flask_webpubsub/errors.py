@@ -7,7 +7,6 @@ logs and what a person reading its live trace can act on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from werkzeug.exceptions import (
@@ -85,8 +84,3 @@ class ConnectRejection(PlainTextHTTPException):
         self.code = status
         self.mqtt_code = mqtt_code
         super().__init__(reason)
-
-
-def describe(values: Iterable[str]) -> str:
-    """Join names for an error message."""
-    return ", ".join(repr(value) for value in values)
