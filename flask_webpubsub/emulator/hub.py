@@ -2,9 +2,11 @@
 
 A :class:`Session` is one logical connection (one connection id). Its WebSocket may come and go:
 a reliable client that drops comes back within the recovery window to the same session, with
-its groups and its unacknowledged messages. Frames go out through a per-socket pump task, so a
-broadcast never waits for a slow client; a client that falls too far behind is closed, as the
-service does.
+its groups and its unacknowledged messages. A frame is written straight to the socket when
+nothing is queued before it and the kernel has taken everything written so far; otherwise it waits
+in the session's queue for a per-socket pump task that sends with back-pressure. So a broadcast
+never waits for a slow client, and a client that falls too far behind is closed, as the service
+does.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ import time
 from collections import deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from .messages import Payload, connected_message, disconnected_message, with_sequence_id
+from .messages import (
+    Payload,
+    connected_message,
+    disconnected_message,
+    websocket_frame,
+    with_sequence_id,
+)
 from .trace import LiveTrace
 
 logger = logging.getLogger(__name__)
@@ -62,6 +71,16 @@ class Message:
     payload: Payload
     #: The JSON-client frame, without ``sequenceId``.
     json_frame: str
+
+    @cached_property
+    def simple_wire(self) -> bytes:
+        """The whole WebSocket frame for simple clients, built once for all of them."""
+        return websocket_frame(self.payload.simple_frame)
+
+    @cached_property
+    def json_wire(self) -> bytes:
+        """The whole WebSocket frame for JSON clients, built once for all of them."""
+        return websocket_frame(self.json_frame)
 
 
 class Session:
@@ -195,9 +214,9 @@ class Session:
         if self.ended:
             return
         if self.kind == "simple":
-            self._enqueue(message.payload.simple_frame)
+            self._enqueue(message.payload.simple_frame, wire=message.simple_wire)
         elif self.kind == "json":
-            self._enqueue(message.json_frame)
+            self._enqueue(message.json_frame, wire=message.json_wire)
         else:
             self._sequence_id += 1
             frame = with_sequence_id(message.json_frame, self._sequence_id)
@@ -208,8 +227,23 @@ class Session:
                 return
             self._enqueue(frame, limit=False)
 
-    def _enqueue(self, frame: str | bytes, *, limit: bool = True) -> None:
-        if self._socket is None or self._close_request is not None:
+    def _enqueue(
+        self, frame: str | bytes, *, limit: bool = True, wire: bytes | None = None
+    ) -> None:
+        """Send ``frame`` (``wire``: the same as a whole WebSocket frame, if already built)."""
+        ws, transport = self._socket, self._transport
+        if ws is None or self._close_request is not None:
+            return
+        if (
+            not self._queue
+            and transport is not None
+            and not ws.closed
+            and not transport.is_closing()
+            and not transport.get_write_buffer_size()
+        ):
+            # Nothing to keep order with and the client keeps up: waking the pump would only
+            # cost time. (The pump writes each frame before it awaits, so none is in flight.)
+            transport.write(websocket_frame(frame) if wire is None else wire)
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -150,6 +151,23 @@ def group_message(payload: Payload, group: str, from_user_id: str | None) -> str
     if from_user_id is not None:
         fields["fromUserId"] = from_user_id
     return _frame(fields, payload)
+
+
+def websocket_frame(data: str | bytes) -> bytes:
+    """``data`` as one whole WebSocket frame from the server (RFC 6455 section 5.2): final,
+    unmasked, uncompressed; a text frame for ``str``, a binary frame for ``bytes``."""
+    if isinstance(data, str):
+        first, payload = 0x81, data.encode()
+    else:
+        first, payload = 0x82, data
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
 
 
 def with_sequence_id(frame: str, sequence_id: int) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from websockets.sync.client import ClientConnection, connect
 
 from flask_webpubsub.emulator import EmulatorThread
+from flask_webpubsub.emulator.messages import websocket_frame
 from flask_webpubsub.tokens import build_service_token, verify_token
 
 from .conftest import (
@@ -116,6 +119,91 @@ def test_send_to_all_in_every_content_type(
     service.send_to_all("skip a", content_type="text/plain", excluded=[a.connection_id])
     assert b.receive() == "skip a"
     assert a.nothing()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
+def test_every_frame_length_arrives_whole(
+    bare: EmulatorThread, service: WebPubSubServiceClient, clients: list[Client], size: int
+) -> None:
+    # The frame header has three length forms (RFC 6455 5.2): 7 bits, 16 bits and 64 bits.
+    a, b = Client(bare, "a"), Client(bare, "b", subprotocol=None)
+    clients += [a, b]
+    text = "é" * (size // 2) + "x" * (size % 2)  # ``size`` bytes of UTF-8
+    service.send_to_all(text, content_type="text/plain")
+    assert a.data() == text
+    assert b.receive() == text
+    data = bytes(range(256)) * (size // 256) + b"\x07" * (size % 256)
+    service.send_to_all(io.BytesIO(data), content_type="application/octet-stream")
+    assert base64.b64decode(a.data()) == data
+    assert b.receive() == data
+
+
+@pytest.mark.parametrize(
+    ("data", "header"),
+    [
+        ("", b"\x81\x00"),
+        ("x" * 125, b"\x81\x7d"),
+        ("x" * 126, b"\x81\x7e\x00\x7e"),
+        (b"\x00" * 65535, b"\x82\x7e\xff\xff"),
+        (b"\x00" * 65536, b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
+    ],
+)
+def test_frames_use_the_shortest_length_form(data: str | bytes, header: bytes) -> None:
+    # Clients may refuse a longer form than needed (RFC 6455 5.2: "the minimal number of bytes
+    # MUST be used"); the clients in these tests accept it, so the bytes are checked here.
+    frame = websocket_frame(data)
+    assert frame[: len(header)] == header
+    assert frame[len(header):] == (data.encode() if isinstance(data, str) else data)
+
+
+def test_a_burst_arrives_in_order_while_the_client_falls_behind(
+    bare: EmulatorThread, service: WebPubSubServiceClient, clients: list[Client]
+) -> None:
+    # 60 MB to a client that reads slowly: the kernel's buffers fill, later frames wait in the
+    # emulator's queue while earlier ones drain, and every one still arrives once and in order.
+    a = Client(bare, "a")
+    clients.append(a)
+    count, size = 120, 500_000
+    received: list[str] = []
+
+    def read_slowly() -> None:
+        for _ in range(count):
+            received.append(a.data()[:6])
+            time.sleep(0.005)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    for index in range(count):
+        service.send_to_all(f"{index:06d}" + "x" * (size - 6), content_type="text/plain")
+    reader.join(30)
+    assert received == [f"{index:06d}" for index in range(count)]
+    assert a.nothing()
+
+
+def test_a_client_that_does_not_read_is_closed(
+    bare: EmulatorThread,
+    service: WebPubSubServiceClient,
+    clients: list[Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slow, fast = Client(bare, "slow", ["g"]), Client(bare, "fast")
+    clients += [slow, fast]
+    chunk = "x" * 60_000
+    sent = 0
+    while service.connection_exists(slow.connection_id):
+        assert sent < 1000, "the emulator kept a client that reads nothing"
+        service.send_to_group("g", chunk, content_type="text/plain")
+        sent += 1
+    assert "the client does not keep up" in caplog.text
+    # What was queued is still sent, then why, then the close (1008: the session ends).
+    code, seen = read_until_closed(slow.receive)
+    assert code == 1008
+    assert [m["data"] == chunk for m in seen[:-1]] == [True] * sent
+    assert seen[-1]["event"] == "disconnected"
+    assert "does not keep up" in seen[-1]["message"]
+    # Everyone else is served as before.
+    service.send_to_all("still here", content_type="text/plain")
+    assert fast.data() == "still here"
 
 
 def test_send_to_user_group_and_connection(
