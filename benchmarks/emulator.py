@@ -1,8 +1,10 @@
 """Emulator benchmarks, against the targets of the benchmarks issue.
 
 The emulator runs in its own process (``python -m flask_webpubsub.emulator``, no upstream); the
-clients are aiohttp WebSockets in this process on the JSON subprotocol, so the two share the
-machine's cores as a real test rig would.
+clients are minimal WebSocket readers (:mod:`benchmarks.wsload`) in this process on the JSON
+subprotocol, so the two share the machine's cores as a real test rig would, and the clients cost
+little enough that the emulator, not they, sets the rate. Every frame they receive is checked
+after the timed part.
 - connection setup: connects per second until each client has its ``connected`` message;
 - memory per idle connection: the emulator's RSS growth over the idle clients, per client
   (target < 50 KB);
@@ -24,11 +26,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from benchmarks.fixtures import ACCESS_KEY, HUB
 from benchmarks.results import Metric, Table
 from benchmarks.servers import REPO, free_port, log
+from benchmarks.wsload import LoadClient, connect
 
 GROUP = "bench"
 SUBPROTOCOL = "json.webpubsub.azure.v1"
@@ -48,13 +51,6 @@ class EmulatorSettings:
     messages: int
     repeats: int
     connect_concurrency: int = 50
-
-
-@dataclass
-class _Clients:
-    sockets: list[object] = field(default_factory=list)
-    #: (message index, receipt time) for every delivery.
-    receipts: list[tuple[int, float]] = field(default_factory=list)
 
 
 def available() -> bool:
@@ -112,9 +108,8 @@ async def _measure(port: int, pid: int, settings: EmulatorSettings, table: Table
 
     base = f"http://127.0.0.1:{port}"
     endpoint = ServiceEndpoint(base, ACCESS_KEY)
-    clients = _Clients()
-    # limit=0: every WebSocket holds its connection, and the default pool stops at 100.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    clients: list[LoadClient] = []
+    async with aiohttp.ClientSession() as http:
         deadline = time.monotonic() + 30
         while True:  # wait until it listens
             try:
@@ -131,35 +126,31 @@ async def _measure(port: int, pid: int, settings: EmulatorSettings, table: Table
 
         limit = asyncio.Semaphore(settings.connect_concurrency)
 
-        async def connect(index: int) -> None:
+        async def open_client(index: int) -> None:
             token = build_client_token(endpoint, HUB, user_id=f"user{index}", groups=[GROUP])
-            url = f"ws://127.0.0.1:{port}/client/hubs/{HUB}?access_token={token}"
             async with limit:
-                socket = await http.ws_connect(url, protocols=[SUBPROTOCOL], max_msg_size=0)
-                first = json.loads((await socket.receive(timeout=30)).data)
-            if first.get("event") != "connected":
-                raise RuntimeError(f"expected the connected message, got {first}")
-            clients.sockets.append(socket)
+                client, first = await connect(
+                    "127.0.0.1", port, f"/client/hubs/{HUB}?access_token={token}", SUBPROTOCOL
+                )
+            if json.loads(first).get("event") != "connected":
+                raise RuntimeError(f"expected the connected message, got {first!r}")
+            clients.append(client)
 
         started = time.perf_counter()
-        await asyncio.gather(*(connect(i) for i in range(settings.clients)))
+        await asyncio.gather(*(open_client(i) for i in range(settings.clients)))
         table.contender(SETUP).add("value", settings.clients / (time.perf_counter() - started))
         await asyncio.sleep(1)
         table.contender(MEMORY).add("value", (_rss_kb(pid) - rss_before) / settings.clients)
 
-        async def receive(socket: aiohttp.ClientWebSocketResponse) -> None:
-            async for message in socket:
-                data = json.loads(message.data)
-                if data.get("type") == "message":
-                    clients.receipts.append((int(data["data"]), time.perf_counter()))
-
-        readers = [asyncio.create_task(receive(s)) for s in clients.sockets]  # type: ignore[arg-type]
         path = f"/api/hubs/{HUB}/groups/{GROUP}/:send"
-        cpu = (_cpu_seconds(pid), time.process_time(), time.perf_counter())
+        expected = settings.messages * settings.clients
+        #: CPU seconds of the emulator and of this process, and wall seconds, while timed.
+        emulator_cpu = own_cpu = wall = 0.0
         for _ in range(settings.repeats):
-            clients.receipts.clear()
+            for client in clients:
+                client.frames.clear()
             sent: list[float] = []
-            expected = settings.messages * settings.clients
+            cpu = (_cpu_seconds(pid), time.process_time(), time.perf_counter())
             for index in range(settings.messages):
                 token = build_service_token(base + path, ACCESS_KEY)
                 sent.append(time.perf_counter())
@@ -171,27 +162,43 @@ async def _measure(port: int, pid: int, settings: EmulatorSettings, table: Table
                     if response.status != 202:
                         raise RuntimeError(f"send to group answered {response.status}")
             deadline = time.monotonic() + 60
-            while len(clients.receipts) < expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            if len(clients.receipts) < expected:
-                raise RuntimeError(f"{len(clients.receipts)} of {expected} deliveries arrived")
-            last = max(at for _, at in clients.receipts)
+            while (received := sum(len(c.frames) for c in clients)) < expected:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{received} of {expected} deliveries arrived")
+                await asyncio.sleep(0.005)
+            emulator_cpu += _cpu_seconds(pid) - cpu[0]
+            own_cpu += time.process_time() - cpu[1]
+            wall += time.perf_counter() - cpu[2]
+            receipts = _receipts(clients, settings.messages)
+            last = max(at for _, at in receipts)
             table.contender(DELIVERIES).add("value", expected / (last - sent[0]))
-            latencies = sorted((at - sent[i]) * 1000 for i, at in clients.receipts)
+            latencies = sorted((at - sent[i]) * 1000 for i, at in receipts)
             table.contender(P50).add("value", statistics.median(latencies))
             table.contender(P99).add("value", latencies[int(len(latencies) * 0.99) - 1])
-        wall = time.perf_counter() - cpu[2]
         table.notes.append(
-            f"During the fan-out the emulator used {(_cpu_seconds(pid) - cpu[0]) / wall:.0%} of "
-            f"a core and the clients {(time.process_time() - cpu[1]) / wall:.0%}: when the "
-            "clients are near 100%, they, not the emulator, set the delivery rate."
+            f"During the fan-out the emulator used {emulator_cpu / wall:.0%} of a core and the "
+            f"clients (with the sender) {own_cpu / wall:.0%}."
         )
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(
-            *(s.close() for s in clients.sockets),  # type: ignore[attr-defined]
-            return_exceptions=True,
-        )
+        for client in clients:
+            client.close()
+        await asyncio.wait([asyncio.ensure_future(c.closed) for c in clients], timeout=10)
+
+
+def _receipts(clients: list[LoadClient], messages: int) -> list[tuple[int, float]]:
+    """(message index, receipt time) of every delivery, once every client has been checked to
+    have received each message once, in order, as the JSON protocol's server message."""
+    receipts = []
+    for client in clients:
+        indexes = []
+        for payload, at in client.frames:
+            frame = json.loads(payload)
+            if frame.get("type") != "message" or frame.get("from") != "server":
+                raise RuntimeError(f"unexpected frame {frame}")
+            indexes.append(int(frame["data"]))
+            receipts.append((indexes[-1], at))
+        if indexes != list(range(messages)):
+            raise RuntimeError(f"a client received messages {indexes}")
+    return receipts
 
 
 def run(settings: EmulatorSettings) -> Table:

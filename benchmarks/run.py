@@ -69,7 +69,7 @@ FULL = Settings(
     duel=LoadSettings(seconds=3, warmup_seconds=1, repeats=8, connections=32),
     duels=("http_one", "http_whole"),
     max_python_servers=len(PYTHON_SERVERS),
-    emulator=EmulatorSettings(clients=1000, messages=20, repeats=3),
+    emulator=EmulatorSettings(clients=1000, messages=50, repeats=5),
 )
 SMOKE = Settings(
     repeats=3,
@@ -300,6 +300,11 @@ METHOD = [
     "signature; flask_webpubsub verifies HMAC-SHA256 on every request).",
     "- Servers run from a venv in benchmarks/.work/ with the project on PYTHONPATH; their exact "
     "commands are in benchmarks/servers.py.",
+    "- Emulator: the clients are minimal WebSocket readers (benchmarks/wsload.py), as wrk is for "
+    "HTTP: a general-purpose client library costs about as much per received message as the "
+    "emulator does to send it, and on two cores it would set the rate. The handshake is "
+    "checked, pings are answered, and after each timed repeat every client is checked to have "
+    "received every message once, in order.",
 ]
 
 
