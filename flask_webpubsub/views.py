@@ -132,6 +132,8 @@ def read_body(req: Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes (413 above it)."""
     environ = req.environ
     length = environ.get("CONTENT_LENGTH")
+    if isinstance(length, int):  # PEP 3333 says a string; some servers (pyruvate) pass an int
+        length = str(length)
     if length and length.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
         # The common case, read straight from the server's stream: werkzeug's get_data wraps
         # it in several layers first, which costs as much as parsing the event.

@@ -222,6 +222,21 @@ def test_the_default_limit_takes_a_full_one_mib_message(app: Flask) -> None:
     assert wps.post(binary(b""), b"x" * 1024 * 1200).status == 413
 
 
+@pytest.mark.parametrize(("length", "status"), [(100, 200), (101, 413)])
+def test_a_content_length_given_as_an_int_is_read(
+    small_app: Flask, length: int, status: int
+) -> None:
+    # PEP 3333 makes CONTENT_LENGTH a string, but some servers (pyruvate) pass an int.
+    answer = small_app.test_client().post(
+        "/eventhandler",
+        headers=binary(b""),
+        data=b"x" * length,
+        environ_overrides={"CONTENT_LENGTH": length},
+    )
+    assert answer.status_code == status
+    assert answer.data == (b"100" if status == 200 else b"The body is larger than 100 bytes.")
+
+
 def chunks(total: int, size: int = 7) -> Iterator[bytes]:
     sent = 0
     while sent < total:
