@@ -57,6 +57,12 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         1024 * 1024 + 64 * 1024,
         "Largest event body accepted (413 above it); the service's limit is 1 MiB.",
     ),
+    "WEBPUBSUB_DIRECT_DISPATCH": (
+        False,
+        "True: serve the event handler in front of Flask's request handling, in an app "
+        "context only (about twice as fast; no request context, no before/after_request "
+        "hooks or errorhandlers for upstream requests).",
+    ),
 }
 
 _HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
@@ -96,6 +102,8 @@ class Settings:
     event_handler_path: str
     negotiate_path: str | None
     max_body_bytes: int
+    #: Serve the event handler in front of Flask's request handling (app context only).
+    direct_dispatch: bool = False
     credential: Any = field(default=None, repr=False)
 
     @property
@@ -202,6 +210,17 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     max_body = config.get("WEBPUBSUB_MAX_BODY_BYTES")
     if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
         raise ConfigurationError("WEBPUBSUB_MAX_BODY_BYTES must be a positive number of bytes")
+    event_handler_path = _path(
+        config.get("WEBPUBSUB_EVENT_HANDLER_PATH"), "WEBPUBSUB_EVENT_HANDLER_PATH"
+    )
+    direct = config.get("WEBPUBSUB_DIRECT_DISPATCH", False)
+    if direct not in (True, False):
+        raise ConfigurationError("WEBPUBSUB_DIRECT_DISPATCH must be True or False")
+    if direct and event_handler_path == "/":
+        raise ConfigurationError(
+            "WEBPUBSUB_DIRECT_DISPATCH needs a WEBPUBSUB_EVENT_HANDLER_PATH of its own: with '/' "
+            "it would take every POST and OPTIONS request of the app"
+        )
 
     return Settings(
         hub=hub,
@@ -209,12 +228,11 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         signature_keys=keys,
         verify_signature=bool(keys) and verify is not False,
         allowed_origins=allowed,
-        event_handler_path=_path(
-            config.get("WEBPUBSUB_EVENT_HANDLER_PATH"), "WEBPUBSUB_EVENT_HANDLER_PATH"
-        ),
+        event_handler_path=event_handler_path,
         negotiate_path=None
         if negotiate_path is None
         else _path(negotiate_path, "WEBPUBSUB_NEGOTIATE_PATH"),
         max_body_bytes=max_body,
+        direct_dispatch=bool(direct),
         credential=config.get("WEBPUBSUB_CREDENTIAL"),
     )

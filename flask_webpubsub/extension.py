@@ -134,6 +134,11 @@ class WebPubSubState:
         self._app = app
         self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
 
+    @property
+    def app(self) -> Flask:
+        """The app this state belongs to."""
+        return self._app
+
     def __repr__(self) -> str:
         return f"<WebPubSubState hub={self.settings.hub!r} endpoint={self.settings.endpoint.url!r}>"
 
@@ -269,11 +274,13 @@ class WebPubSub(Hub):
                 )
         state = app.extensions[EXTENSION_KEY] = WebPubSubState(self, settings, app)
 
-        from .views import create_blueprint
+        from .views import create_blueprint, direct_dispatch
 
         blueprint = create_blueprint(state)
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)
+        if settings.direct_dispatch:
+            app.wsgi_app = direct_dispatch(state, app.wsgi_app)  # type: ignore[method-assign,assignment]
 
     @property
     def state(self) -> WebPubSubState:

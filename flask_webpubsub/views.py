@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Request, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from . import protocol
 from .config import origin_host
@@ -29,7 +29,9 @@ from .negotiate import NegotiateOptions, client_access, logged_in_user_id
 from .signature import verify
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,47 @@ def create_blueprint(state: WebPubSubState) -> Blueprint:
             state.settings.negotiate_path, "negotiate", lambda: negotiate(state), methods=["GET"]
         )
     return blueprint
+
+
+def direct_dispatch(state: WebPubSubState, wsgi_app: WSGIApplication) -> WSGIApplication:
+    """``wsgi_app`` with the event handler served in front of it (``WEBPUBSUB_DIRECT_DISPATCH``).
+
+    Upstream requests skip Flask's request handling (the request context, URL routing,
+    before/after_request hooks, errorhandlers, request signals), which costs more than the
+    rest of the event's handling; handlers run in an app context, so ``current_app`` and ``g``
+    work, and the reply is the same byte for byte. Every other request goes to ``wsgi_app``.
+    """
+    app = state.app
+    base = state.settings.event_handler_path
+    sub_paths = base + "/"
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        path = environ.get("PATH_INFO", "")
+        if not (method == "POST" or method == "OPTIONS") or not (
+            path == base or path.startswith(sub_paths)
+        ):
+            return wsgi_app(environ, start_response)
+        with app.app_context():
+            req = app.request_class(environ)
+            try:
+                if method == "OPTIONS":
+                    response = abuse_protection(state, req)
+                else:
+                    response = handle_event(state, req)
+            except HTTPException as exc:
+                response = exc.get_response(environ)  # type: ignore[assignment]
+            except Exception:
+                propagate = app.config["PROPAGATE_EXCEPTIONS"]
+                if propagate or (propagate is None and (app.testing or app.debug)):
+                    raise  # as Flask does
+                logger.exception("The event handler failed on %s %s.", method, path[:200])
+                response = InternalServerError().get_response(environ)  # type: ignore[assignment]
+            finally:
+                req.close()
+            return response(environ, start_response)
+
+    return serve
 
 
 def _reply(

@@ -210,10 +210,13 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def bad_input_app() -> Flask:
-    """An app with handlers that accept everything, so only the input decides the answer."""
-    app = make_app()
+@pytest.fixture(
+    scope="module", params=[False, True], ids=["flask routing", "direct dispatch"]
+)
+def bad_input_app(request: pytest.FixtureRequest) -> Flask:
+    """An app with handlers that accept everything, so only the input decides the answer;
+    with and without ``WEBPUBSUB_DIRECT_DISPATCH``."""
+    app = make_app(WEBPUBSUB_DIRECT_DISPATCH=request.param)
     webpubsub = WebPubSub(app)
     webpubsub.on_connect(lambda event: None)
     webpubsub.on_user_event(lambda event: None)

@@ -1,5 +1,5 @@
-"""The production server the README recommends, run with the README's own command: signed
-events over real HTTP, through two worker processes."""
+"""The production configuration the README recommends (granian, run with the README's own
+command, and direct dispatch): signed events over real HTTP, through two worker processes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from flask_webpubsub import WebPubSub
 
 app = Flask(__name__)
 app.config.update(WEBPUBSUB_CONNECTION_STRING=os.environ["TEST_CONNECTION_STRING"],
-                  WEBPUBSUB_HUB="chat")
+                  WEBPUBSUB_HUB="chat", WEBPUBSUB_DIRECT_DISPATCH=True)
 webpubsub = WebPubSub(app)
 
 @webpubsub.on_user_event("echo")

@@ -1,0 +1,212 @@
+"""``WEBPUBSUB_DIRECT_DISPATCH``: the event handler served in front of Flask's request handling.
+
+The same app, with and without it, must answer every upstream request byte for byte alike;
+what it skips (the request context, hooks, errorhandlers) is skipped for upstream requests only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, abort, current_app, g, request
+from werkzeug.serving import make_server
+
+from flask_webpubsub import (
+    ConfigurationError,
+    ConnectEvent,
+    ConnectRejection,
+    ConnectResponse,
+    UserEvent,
+    UserEventResponse,
+    WebPubSub,
+)
+from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
+from tests.conftest import CONNECTION_STRING, make_app
+
+
+def chat_app(direct: bool) -> Flask:
+    """Handlers that use every kind of answer: identity, groups, state, abort, errors."""
+    app = make_app(WEBPUBSUB_DIRECT_DISPATCH=direct, TESTING=False)
+    webpubsub = WebPubSub(app)
+
+    @webpubsub.on_connect
+    def connect(event: ConnectEvent) -> ConnectResponse | None:
+        if event.claims.get("sub") == ["banned"]:
+            abort(403, "Banned.")
+        if event.claims.get("sub") == ["mqtt-banned"]:
+            raise ConnectRejection(403, "Not on MQTT.", mqtt_code=0x87)
+        event.state["visits"] = 1
+        return ConnectResponse(
+            user_id=event.user_id, groups=["lobby"], roles=["webpubsub.joinLeaveGroup"]
+        )
+
+    @webpubsub.on_user_event("echo")
+    def echo(event: UserEvent) -> Any:
+        return event.data
+
+    @webpubsub.on_user_event("count")
+    def count(event: UserEvent) -> UserEventResponse:
+        event.state["visits"] = int(event.state.get("visits", 0)) + 1
+        return UserEventResponse({"visits": event.state["visits"]})
+
+    @webpubsub.on_user_event("fail")
+    def fail(event: UserEvent) -> None:
+        raise RuntimeError("a bug in the handler")
+
+    @webpubsub.on_user_event("context")
+    def context(event: UserEvent) -> dict[str, Any]:
+        g.seen = True
+        return {"app": current_app.name, "g": g.seen}
+
+    @webpubsub.on_disconnected
+    def disconnected(event: Any) -> None:
+        return None
+
+    return app
+
+
+#: What to send; returns every reply it got.
+Exchange = Callable[[WebPubSubTestClient], list[HTTPResult]]
+
+
+def _session(wps: WebPubSubTestClient) -> list[HTTPResult]:
+    connection = wps.connection(user_id="ann", connection_id="c1")
+    results: list[HTTPResult] = [connection.connect(subprotocols=["json.webpubsub.azure.v1"])]
+    results.append(connection.connected())
+    for data in ("text", b"\x00\xffbinary", {"json": [1, 2]}):
+        results.append(connection.user_event("echo", data))
+    results += [connection.user_event("count"), connection.user_event("count")]
+    results += [connection.user_event("fail"), connection.user_event("nobody-listens")]
+    results.append(connection.disconnected("bye"))
+    return results
+
+
+#: name -> (what to send, the statuses it gets).
+EXCHANGES: dict[str, tuple[Exchange, list[int]]] = {
+    "a whole session": (_session, [200, 200, 200, 200, 200, 200, 200, 500, 204, 200]),
+    "abort in connect": (lambda wps: [wps.connection(user_id="banned").connect()], [403]),
+    "MQTT rejection": (
+        lambda wps: [
+            wps.connection(user_id="mqtt-banned", mqtt=True).connect(mqtt={"protocol_version": 5})
+        ],
+        [403],
+    ),
+    "abuse protection allowed": (lambda wps: [wps.options()], [200]),
+    "abuse protection refused": (lambda wps: [wps.options("evil.example.com")], [400]),
+    "bad signature": (
+        lambda wps: [
+            wps.post({"ce-connectionId": "c1", "ce-signature": "sha256=00", "ce-hub": "chat",
+                      "ce-type": "azure.webpubsub.user.echo"}, b"x")
+        ],
+        [401],
+    ),
+    "unknown hub": (
+        lambda wps: [wps.connection(hub="other").user_event("echo", "x")], [404]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EXCHANGES))
+def test_replies_are_byte_for_byte_those_of_flask_routing(name: str) -> None:
+    exchange, statuses = EXCHANGES[name]
+    routed = exchange(WebPubSubTestClient(chat_app(direct=False)))
+    direct = exchange(WebPubSubTestClient(chat_app(direct=True)))
+    assert [r.status for r in routed] == statuses
+    assert [(r.status, sorted(r.headers.items()), r.body) for r in direct] == [
+        (r.status, sorted(r.headers.items()), r.body) for r in routed
+    ]
+
+
+def test_handlers_have_an_app_context_but_no_request_context() -> None:
+    app = chat_app(direct=True)
+    webpubsub: WebPubSub = app.extensions["webpubsub"].extension
+
+    @webpubsub.on_user_event("request")
+    def uses_request(event: UserEvent) -> str:
+        return request.path
+
+    connection = WebPubSubTestClient(app).connect(user_id="ann")
+    assert connection.user_event("context").body == b'{"app":"tests.conftest","g":true}'
+    # Flask's own "Working outside of request context." is a bug in the handler: a 500.
+    assert connection.user_event("request").status == 500
+
+
+def test_a_subpath_is_served_and_other_methods_and_paths_go_to_flask() -> None:
+    app = chat_app(direct=True)
+    seen: list[str] = []
+
+    @app.before_request
+    def record() -> None:
+        seen.append(request.path)
+
+    app.add_url_rule("/eventhandlerish", "other", lambda: "other", methods=["POST"])
+    client = app.test_client()
+    wps = WebPubSubTestClient(app, path="/eventhandler/hubs/chat")
+    assert wps.connect(user_id="ann").user_event("echo", "hi").body == b"hi"
+    assert client.post("/eventhandlerish").data == b"other"
+    assert client.get("/eventhandler").status_code == 405
+    assert client.get("/negotiate").status_code == 200
+    # The hooks ran for everything but the upstream requests.
+    assert seen == ["/eventhandlerish", "/eventhandler", "/negotiate"]
+
+
+def test_an_unexpected_error_is_a_generic_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = chat_app(direct=True)
+    # The event handler path resolves a hub; make that fail as a bug elsewhere would.
+    state = app.extensions["webpubsub"]
+    state.find_hub = None
+    result = WebPubSubTestClient(app).connection().user_event("echo", "x")
+    assert result.status == 500
+    assert b"Internal Server Error" in result.body
+    assert "The event handler failed on POST /eventhandler." in caplog.text
+
+
+def test_testing_apps_propagate_unexpected_errors_as_flask_does() -> None:
+    app = chat_app(direct=True)
+    app.testing = True
+    app.extensions["webpubsub"].find_hub = None
+    with pytest.raises(TypeError):
+        WebPubSubTestClient(app).connection().user_event("echo", "x")
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    """The direct-dispatch app on a real loopback server."""
+    server = make_server("127.0.0.1", 0, chat_app(direct=True), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
+
+def test_over_a_real_server(served: str) -> None:
+    wps = WebPubSubTestClient(
+        base_url=served, hub="chat", connection_string=CONNECTION_STRING
+    )
+    assert wps.options().status == 200
+    connection = wps.connect(user_id="ann")
+    assert connection.groups == ["lobby"]
+    assert connection.user_event("echo", {"a": 1}).data == {"a": 1}
+    assert connection.user_event("count").data == {"visits": 2}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"WEBPUBSUB_DIRECT_DISPATCH": "yes"}, "WEBPUBSUB_DIRECT_DISPATCH must be True or False"),
+        (
+            {"WEBPUBSUB_DIRECT_DISPATCH": True, "WEBPUBSUB_EVENT_HANDLER_PATH": "/"},
+            "WEBPUBSUB_DIRECT_DISPATCH needs a WEBPUBSUB_EVENT_HANDLER_PATH of its own",
+        ),
+    ],
+)
+def test_bad_settings_fail_at_init(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        WebPubSub(make_app(**config))
