@@ -14,7 +14,7 @@ from benchmarks.fixtures import (
     USER_ID,
 )
 
-APP_NAMES = ("bare", "extension")
+APP_NAMES = ("bare", "extension", "direct")
 
 
 def bare_app() -> Flask:
@@ -28,8 +28,9 @@ def bare_app() -> Flask:
     return app
 
 
-def extension_app() -> Flask:
-    """flask_webpubsub as the README shows it: echo user events, accept connects, negotiate."""
+def extension_app(*, direct_dispatch: bool = False) -> Flask:
+    """flask_webpubsub as the README shows it: echo user events, accept connects, negotiate;
+    with ``direct_dispatch``, the event handler in front of Flask's request handling."""
     # Imported here so that the bare contender still runs when the extension does not import.
     from flask_webpubsub import (
         ConnectedEvent,
@@ -43,6 +44,7 @@ def extension_app() -> Flask:
     app = Flask(__name__)
     app.config["WEBPUBSUB_CONNECTION_STRING"] = CONNECTION_STRING
     app.config["WEBPUBSUB_HUB"] = HUB
+    app.config["WEBPUBSUB_DIRECT_DISPATCH"] = direct_dispatch
     webpubsub = WebPubSub(app)
 
     @webpubsub.on_connect
@@ -80,9 +82,9 @@ def sdk_negotiate_app() -> Flask:
 
 
 def create_app(name: str) -> Flask:
-    """``bare`` or ``extension``."""
+    """``bare``, ``extension`` or ``direct`` (the extension with direct dispatch)."""
     if name == "bare":
         return bare_app()
-    if name == "extension":
-        return extension_app()
+    if name in ("extension", "direct"):
+        return extension_app(direct_dispatch=name == "direct")
     raise ValueError(f"unknown app {name!r}: use one of {', '.join(APP_NAMES)}")

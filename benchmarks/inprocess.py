@@ -96,7 +96,8 @@ def calibrate(call: WsgiCall, seconds: float) -> int:
 
 
 def run(apps: dict[str, Flask], *, repeats: int, seconds_per_sample: float) -> Table:
-    """``apps`` maps ``bare`` (the baseline) and, when importable, ``extension`` to apps."""
+    """``apps`` maps ``bare`` (the baseline) and, when importable, ``extension`` and ``direct``
+    (with ``WEBPUBSUB_DIRECT_DISPATCH``) to apps."""
     table = Table(
         key="inprocess",
         title="In-process: one WSGI call with a prebuilt environ",
@@ -104,6 +105,8 @@ def run(apps: dict[str, Flask], *, repeats: int, seconds_per_sample: float) -> T
             Metric("ratio", "extension / bare", "x", higher_is_better=False),
             Metric("extension_us", "flask_webpubsub", "us/request", higher_is_better=False),
             Metric("bare_us", "bare Flask route", "us/request", higher_is_better=False),
+            Metric("direct_ratio", "direct dispatch / bare", "x", higher_is_better=False),
+            Metric("direct_us", "direct dispatch", "us/request", higher_is_better=False),
         ],
     )
     for event in EVENTS:
@@ -120,6 +123,8 @@ def run(apps: dict[str, Flask], *, repeats: int, seconds_per_sample: float) -> T
                 row.add(f"{name}_us", value)
             if "extension" in sample:
                 row.add("ratio", sample["extension"] / sample["bare"])
+            if "direct" in sample:
+                row.add("direct_ratio", sample["direct"] / sample["bare"])
     if "extension" not in apps:
         table.notes.append("flask_webpubsub was not importable: only the bare route ran.")
     return table
