@@ -23,8 +23,9 @@ from flask_webpubsub import (
     UserEventResponse,
     WebPubSub,
 )
+from flask_webpubsub.protocol import build_event_headers
 from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
-from tests.conftest import CONNECTION_STRING, make_app
+from tests.conftest import CONNECTION_STRING, PRIMARY_KEY, make_app
 
 
 def chat_app(direct: bool) -> Flask:
@@ -118,6 +119,33 @@ def test_replies_are_byte_for_byte_those_of_flask_routing(name: str) -> None:
     assert [(r.status, sorted(r.headers.items()), r.body) for r in direct] == [
         (r.status, sorted(r.headers.items()), r.body) for r in routed
     ]
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "state"),
+    [
+        ("echo", b"hi", None),  # 200 with a body
+        ("count", b"", {"visits": 1}),  # 200 with ce-connectionState
+        ("nobody-listens", b"x", None),  # 204
+        ("connected", b"{}", None),  # a notification: 200, no body
+        ("fail", b"x", None),  # 500
+    ],
+)
+def test_status_lines_and_header_order_are_those_of_flask_routing(
+    event: str, body: bytes, state: dict[str, int] | None
+) -> None:
+    # The test client above compares statuses as numbers and headers as sets; this compares
+    # what goes on the wire: the status line and every header in order.
+    headers = build_event_headers(
+        event, hub="chat", connection_id="c1", keys=[PRIMARY_KEY], user_id="ann",
+        state=state, content_type="application/json" if event == "connected" else "text/plain",
+    )
+
+    def send(app: Flask) -> tuple[str, list[tuple[str, str]], bytes]:
+        response = app.test_client().post("/eventhandler", headers=headers, data=body)
+        return response.status, list(response.headers.items()), response.data
+
+    assert send(chat_app(direct=True)) == send(chat_app(direct=False))
 
 
 def test_handlers_have_an_app_context_but_no_request_context() -> None:
