@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_webpubsub import (
     ConfigurationError,
@@ -23,6 +24,7 @@ from flask_webpubsub import (
     UserEventResponse,
     WebPubSub,
 )
+from flask_webpubsub.errors import SignatureError
 from flask_webpubsub.protocol import build_event_headers
 from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
 from tests.conftest import CONNECTION_STRING, PRIMARY_KEY, make_app
@@ -141,11 +143,8 @@ def test_status_lines_and_header_order_are_those_of_flask_routing(
         state=state, content_type="application/json" if event == "connected" else "text/plain",
     )
 
-    def send(app: Flask) -> tuple[str, list[tuple[str, str]], bytes]:
-        response = app.test_client().post("/eventhandler", headers=headers, data=body)
-        return response.status, list(response.headers.items()), response.data
-
-    assert send(chat_app(direct=True)) == send(chat_app(direct=False))
+    direct, routed = (_wire(chat_app(direct), headers, body) for direct in (True, False))
+    assert direct == routed
 
 
 def test_handlers_have_an_app_context_but_no_request_context() -> None:
@@ -162,7 +161,7 @@ def test_handlers_have_an_app_context_but_no_request_context() -> None:
     assert connection.user_event("request").status == 500
 
 
-def test_a_subpath_is_served_and_other_methods_and_paths_go_to_flask() -> None:
+def test_only_the_path_itself_is_dispatched_directly() -> None:
     app = chat_app(direct=True)
     seen: list[str] = []
 
@@ -172,26 +171,94 @@ def test_a_subpath_is_served_and_other_methods_and_paths_go_to_flask() -> None:
 
     app.add_url_rule("/eventhandlerish", "other", lambda: "other", methods=["POST"])
     client = app.test_client()
+    for path in ("/eventhandler", "/eventhandler/"):
+        assert WebPubSubTestClient(app, path=path).connect().user_event("echo", "hi").body == b"hi"
+    assert seen == []
+    # Sub-paths go through Flask's routing (to the same handler), as do other paths and methods.
     wps = WebPubSubTestClient(app, path="/eventhandler/hubs/chat")
-    assert wps.connect(user_id="ann").user_event("echo", "hi").body == b"hi"
+    assert wps.connection(connection_id="c9").user_event("echo", "hi").body == b"hi"
     assert client.post("/eventhandlerish").data == b"other"
     assert client.get("/eventhandler").status_code == 405
     assert client.get("/negotiate").status_code == 200
-    # The hooks ran for everything but the upstream requests.
-    assert seen == ["/eventhandlerish", "/eventhandler", "/negotiate"]
+    assert seen == ["/eventhandler/hubs/chat", "/eventhandlerish", "/eventhandler", "/negotiate"]
 
 
-def test_an_unexpected_error_is_a_generic_500_and_logged(
-    caplog: pytest.LogCaptureFixture,
+def test_the_apps_own_routes_under_the_event_handler_path_stay_its_own() -> None:
+    app = make_app(WEBPUBSUB_DIRECT_DISPATCH=True, WEBPUBSUB_EVENT_HANDLER_PATH="/api")
+    WebPubSub(app).on_user_event("echo")(lambda event: event.data)
+    app.add_url_rule("/api/messages", "messages", lambda: "the app's own", methods=["POST"])
+    assert app.test_client().post("/api/messages").data == b"the app's own"
+    assert WebPubSubTestClient(app).connect().user_event("echo", "hi").body == b"hi"
+
+
+def _wire(app: Flask, headers: dict[str, str], body: bytes = b"x") -> tuple[str, list[Any], bytes]:
+    """What the app hands the server: status line, headers in order, body. (Flask's test
+    client would rebuild the response with the app's response class.)"""
+    environ = EnvironBuilder(
+        "/eventhandler", method="POST", headers=list(headers.items()), data=body
+    )
+    app_iter, status, response_headers = run_wsgi_app(app, environ.get_environ())
+    try:
+        return status, list(response_headers.items()), b"".join(app_iter)
+    finally:
+        getattr(app_iter, "close", lambda: None)()
+
+
+def _echo_headers(key: str = PRIMARY_KEY) -> dict[str, str]:
+    return build_event_headers(
+        "echo", hub="chat", connection_id="c1", keys=[key], content_type="text/plain"
+    )
+
+
+def test_trusted_hosts_are_checked_as_flask_does() -> None:
+    apps = [chat_app(direct) for direct in (False, True)]
+    for app in apps:
+        app.config["TRUSTED_HOSTS"] = ["app.example"]
+    bad = [_wire(app, {**_echo_headers(), "Host": "evil.example"}) for app in apps]
+    assert bad[0] == bad[1]
+    assert bad[0][0] == "400 BAD REQUEST"
+    good = [_wire(app, {**_echo_headers(), "Host": "app.example"}) for app in apps]
+    assert good[0] == good[1]
+    assert good[0][2] == b"x"
+
+
+def test_a_custom_response_class_still_writes_the_reply() -> None:
+    class Framed(Response):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.headers["X-Frame-Options"] = "DENY"
+
+    apps = [chat_app(direct) for direct in (False, True)]
+    for app in apps:
+        app.response_class = Framed
+    answers = [_wire(app, _echo_headers()) for app in apps]
+    assert answers[0] == answers[1]
+    assert ("X-Frame-Options", "DENY") in answers[0][1]
+
+
+@pytest.mark.parametrize("trap", [False, True])
+def test_an_unexpected_error_is_answered_logged_and_torn_down_as_flask_does(
+    caplog: pytest.LogCaptureFixture, trap: bool
 ) -> None:
-    app = chat_app(direct=True)
-    # The event handler path resolves a hub; make that fail as a bug elsewhere would.
-    state = app.extensions["webpubsub"]
-    state.find_hub = None
-    result = WebPubSubTestClient(app).connection().user_event("echo", "x")
-    assert result.status == 500
-    assert b"Internal Server Error" in result.body
-    assert "The event handler failed on POST /eventhandler." in caplog.text
+    # A bug outside the handlers (here: no hub lookup), or an HTTP error the app traps.
+    results = []
+    for direct in (False, True):
+        app = chat_app(direct)
+        app.config["TRAP_HTTP_EXCEPTIONS"] = trap
+        torn_down: list[BaseException | None] = []
+        app.teardown_appcontext(torn_down.append)
+        if not trap:
+            app.extensions["webpubsub"].find_hub = None
+        caplog.clear()
+        headers = _echo_headers("d3Jvbmcta2V5") if trap else _echo_headers()
+        wire = _wire(app, headers)
+        results.append((wire, [type(e) for e in torn_down], [r.getMessage() for r in
+                        caplog.records if r.name == app.logger.name]))
+    assert results[0] == results[1]
+    wire, torn_down_with, logged = results[0]
+    assert wire[0] == "500 INTERNAL SERVER ERROR"
+    assert torn_down_with == [SignatureError if trap else TypeError]
+    assert logged == ["Exception on /eventhandler [POST]"]
 
 
 def test_testing_apps_propagate_unexpected_errors_as_flask_does() -> None:
