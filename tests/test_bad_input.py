@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -90,6 +91,21 @@ def chunked(size: int) -> Callable[[WebPubSubTestClient], tuple[int, bytes]]:
             headers={**headers, "Transfer-Encoding": "chunked"},
             input_stream=io.BytesIO(b"x" * size),
             environ_overrides={"wsgi.input_terminated": True},  # as a de-chunking server does
+        )
+        return answer.status_code, answer.data
+
+    return send
+
+
+def content_length(value: str) -> Callable[[WebPubSubTestClient], tuple[int, bytes]]:
+    def send(wps: WebPubSubTestClient) -> tuple[int, bytes]:
+        assert wps.application is not None
+        headers = build_event_headers(
+            "message", hub="chat", connection_id="conn1", keys=[PRIMARY_KEY],
+            content_type="text/plain",
+        )
+        answer = wps.application.test_client().post(
+            wps.path, headers=headers, data=b"x", environ_overrides={"CONTENT_LENGTH": value}
         )
         return answer.status_code, answer.data
 
@@ -207,6 +223,8 @@ CASES: list[Case] = [
          post("disconnected", b"{", content_type="application/json")),
     Case(TOLERATED, "chunked body without a terminating server (werkzeug reads it as empty)",
          204, "", post(body=b"", Transfer_Encoding="chunked")),
+    Case(TOLERATED, "`Content-Length` not ASCII digits, such as `²` (werkzeug reads no body)",
+         204, "", content_length("²")),
 ]
 
 
@@ -228,6 +246,31 @@ def bad_input_app(request: pytest.FixtureRequest) -> Flask:
 def test_bad_input(bad_input_app: Flask, case: Case) -> None:
     status, body = case.send(WebPubSubTestClient(bad_input_app))
     assert (status, body.decode()) == (case.status, case.reason)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.section}: {c.request}" for c in CASES])
+def test_direct_dispatch_answers_alike_on_the_wire(case: Case) -> None:
+    def wire(direct: bool) -> list[tuple[str, list[tuple[str, str]], bytes]]:
+        """Status lines, headers in order and bodies, as the app hands them to the server."""
+        app = make_app(WEBPUBSUB_DIRECT_DISPATCH=direct)
+        webpubsub = WebPubSub(app)
+        webpubsub.on_connect(lambda event: None)
+        webpubsub.on_user_event(lambda event: None)
+        webpubsub.on_disconnected(lambda event: None)
+        inner, seen = app.wsgi_app, []
+
+        def record(environ: Any, start_response: Any) -> Any:
+            def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+                seen.append((status, list(headers)))
+                return start_response(status, headers, *exc_info)
+
+            return inner(environ, start)
+
+        app.wsgi_app = record  # type: ignore[method-assign]
+        _, body = case.send(WebPubSubTestClient(app))
+        return [(status, headers, body) for status, headers in seen]
+
+    assert wire(direct=True) == wire(direct=False)
 
 
 INTRO = """\
