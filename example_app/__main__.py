@@ -84,7 +84,10 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stop.wait()
+        # With a timeout: Python runs signal handlers in the main thread only, and a signal the
+        # kernel delivers to another thread does not wake a wait without one.
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

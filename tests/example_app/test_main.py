@@ -102,6 +102,11 @@ def test_one_command_runs_the_chat_on_the_emulator() -> None:
             assert page.status == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        assert process.stdout is not None
-        process.stdout.close()
+        try:
+            assert process.wait(timeout=20) == 0
+        finally:
+            if process.poll() is None:  # it did not stop: do not leave it running
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
