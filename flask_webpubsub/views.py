@@ -48,10 +48,7 @@ def create_blueprint(state: WebPubSubState) -> Blueprint:
 
     def event_handler(subpath: str | None = None) -> Response:
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
-        if req.method == "OPTIONS":
-            answer: Answer | Response = abuse_protection(state, req)
-        else:
-            answer = handle_event(state, req)
+        answer = answer_request(state, req)
         return _response(state, answer) if isinstance(answer, Answer) else answer
 
     # Flask must not answer OPTIONS itself: the abuse-protection check is ours to answer.
@@ -93,7 +90,7 @@ def direct_dispatch(state: WebPubSubState, wsgi_app: WSGIApplication) -> WSGIApp
         try:
             req = app.request_class(environ)
             try:
-                answer = _answer_directly(state, req, method)
+                answer = _answer_directly(state, req)
             except Exception as exc:  # as Flask's wsgi_app handles an unhandled one
                 error = exc
                 propagate = app.config["PROPAGATE_EXCEPTIONS"]
@@ -127,9 +124,14 @@ def direct_dispatch(state: WebPubSubState, wsgi_app: WSGIApplication) -> WSGIApp
     return serve
 
 
-def _answer_directly(
-    state: WebPubSubState, req: Request, method: str
-) -> Answer | WerkzeugResponse:
+def answer_request(state: WebPubSubState, req: Request) -> Answer | Response:
+    """The abuse-protection check for OPTIONS, an event for POST."""
+    if req.method == "OPTIONS":
+        return abuse_protection(state, req)
+    return handle_event(state, req)
+
+
+def _answer_directly(state: WebPubSubState, req: Request) -> Answer | WerkzeugResponse:
     """The answer to an upstream request outside Flask's routing; HTTP errors become their
     responses, unless the app traps them."""
     app = state.app
@@ -138,9 +140,7 @@ def _answer_directly(
         if trusted_hosts is not None:  # Flask checks them while routing, which this skips
             req.trusted_hosts = trusted_hosts
             req.host = get_host(req.environ, trusted_hosts)
-        if method == "OPTIONS":
-            return abuse_protection(state, req)
-        return handle_event(state, req)
+        return answer_request(state, req)
     except HTTPException as exc:
         if app.trap_http_exception(exc):
             raise

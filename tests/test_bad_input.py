@@ -79,35 +79,38 @@ def options(origin: str | None) -> Callable[[WebPubSubTestClient], tuple[int, by
     return send
 
 
+def post_raw(
+    wps: WebPubSubTestClient, content_type: str, extra_headers: dict[str, str], **request: Any
+) -> tuple[int, bytes]:
+    """A signed message event through Flask's test client, for what the testing helpers do not
+    send: a body stream, an environ override."""
+    assert wps.application is not None
+    headers = build_event_headers(
+        "message", hub="chat", connection_id="conn1", keys=[PRIMARY_KEY],
+        content_type=content_type,
+    )
+    answer = wps.application.test_client().post(
+        wps.path, headers={**headers, **extra_headers}, **request
+    )
+    return answer.status_code, answer.data
+
+
 def chunked(size: int) -> Callable[[WebPubSubTestClient], tuple[int, bytes]]:
     def send(wps: WebPubSubTestClient) -> tuple[int, bytes]:
-        assert wps.application is not None
-        headers = build_event_headers(
-            "message", hub="chat", connection_id="conn1", keys=[PRIMARY_KEY],
-            content_type="application/octet-stream",
-        )
-        answer = wps.application.test_client().post(
-            wps.path,
-            headers={**headers, "Transfer-Encoding": "chunked"},
+        return post_raw(
+            wps, "application/octet-stream", {"Transfer-Encoding": "chunked"},
             input_stream=io.BytesIO(b"x" * size),
             environ_overrides={"wsgi.input_terminated": True},  # as a de-chunking server does
         )
-        return answer.status_code, answer.data
 
     return send
 
 
 def content_length(value: str) -> Callable[[WebPubSubTestClient], tuple[int, bytes]]:
     def send(wps: WebPubSubTestClient) -> tuple[int, bytes]:
-        assert wps.application is not None
-        headers = build_event_headers(
-            "message", hub="chat", connection_id="conn1", keys=[PRIMARY_KEY],
-            content_type="text/plain",
+        return post_raw(
+            wps, "text/plain", {}, data=b"x", environ_overrides={"CONTENT_LENGTH": value}
         )
-        answer = wps.application.test_client().post(
-            wps.path, headers=headers, data=b"x", environ_overrides={"CONTENT_LENGTH": value}
-        )
-        return answer.status_code, answer.data
 
     return send
 
@@ -232,9 +235,13 @@ CASES: list[Case] = [
     scope="module", params=[False, True], ids=["flask routing", "direct dispatch"]
 )
 def bad_input_app(request: pytest.FixtureRequest) -> Flask:
-    """An app with handlers that accept everything, so only the input decides the answer;
-    with and without ``WEBPUBSUB_DIRECT_DISPATCH``."""
-    app = make_app(WEBPUBSUB_DIRECT_DISPATCH=request.param)
+    """With and without ``WEBPUBSUB_DIRECT_DISPATCH``."""
+    return accepting_app(direct=request.param)
+
+
+def accepting_app(*, direct: bool) -> Flask:
+    """An app with handlers that accept everything, so only the input decides the answer."""
+    app = make_app(WEBPUBSUB_DIRECT_DISPATCH=direct)
     webpubsub = WebPubSub(app)
     webpubsub.on_connect(lambda event: None)
     webpubsub.on_user_event(lambda event: None)
@@ -252,11 +259,7 @@ def test_bad_input(bad_input_app: Flask, case: Case) -> None:
 def test_direct_dispatch_answers_alike_on_the_wire(case: Case) -> None:
     def wire(direct: bool) -> list[tuple[str, list[tuple[str, str]], bytes]]:
         """Status lines, headers in order and bodies, as the app hands them to the server."""
-        app = make_app(WEBPUBSUB_DIRECT_DISPATCH=direct)
-        webpubsub = WebPubSub(app)
-        webpubsub.on_connect(lambda event: None)
-        webpubsub.on_user_event(lambda event: None)
-        webpubsub.on_disconnected(lambda event: None)
+        app = accepting_app(direct=direct)
         inner, seen = app.wsgi_app, []
 
         def record(environ: Any, start_response: Any) -> Any:
