@@ -239,8 +239,9 @@ def start_granian(
     thread per worker); ``app`` is ``module:attribute``."""
     command = [
         str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--http", "1",
-        "--blocking-threads", "1", "--workers", str(workers), "--host", "127.0.0.1",
-        "--port", str(port), "--log-level", "warning", "--backlog", "2048", app,
+        "--blocking-threads", "1", "--workers", str(workers), "--workers-kill-timeout", "30",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--backlog", "2048", app,
     ]
     return _started(ServerProcess("granian", command, log_path, env=env), port, ready_path)
 
