@@ -3,14 +3,10 @@ command, and direct dispatch): signed events over real HTTP, through two worker 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +14,7 @@ import pytest
 from flask_webpubsub.testing import WebPubSubTestClient
 
 from .conftest import CONNECTION_STRING, SECONDARY_KEY
+from .hardening.procs import ServerProcess, free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -45,68 +42,43 @@ def readme_command() -> list[str]:
     return match.group(1).replace("$(nproc)", "2").split()
 
 
-def start_granian(
-    tmp_path: Path, target: str, **overrides: str
-) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """The README's granian command serving ``target`` on a free loopback port from
-    ``tmp_path``, with ``overrides`` replacing the values of its options (``workers_kill_timeout``
-    for ``--workers-kill-timeout``); its log goes to a file, returned with the process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def start_granian(tmp_path: Path, target: str, **overrides: str) -> tuple[ServerProcess, str]:
+    """The README's granian command serving ``target`` (a module in ``tmp_path``) on a free
+    loopback port, with ``overrides`` replacing the values of its options
+    (``workers_kill_timeout`` for ``--workers-kill-timeout``); the server and its URL."""
+    port = str(free_port())
     command = readme_command()
-    for option, value in {"host": "127.0.0.1", "port": str(port), **overrides}.items():
+    for option, value in {"host": "127.0.0.1", "port": port, **overrides}.items():
         command[command.index("--" + option.replace("_", "-")) + 1] = value
+    command[0] = str(Path(sys.executable).with_name("granian"))
     command[-1] = target
-    log = tmp_path / "granian.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("granian")), *command[1:]],
-            cwd=tmp_path,
-            env={**os.environ, "TEST_CONNECTION_STRING": CONNECTION_STRING},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process, port, log
+    env = {"TEST_CONNECTION_STRING": CONNECTION_STRING, "PYTHONPATH": str(tmp_path)}
+    server = ServerProcess("granian", command, tmp_path / "granian.log", env=env)
+    return server, f"http://127.0.0.1:{port}"
 
 
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+def wait_for_log(server: ServerProcess, line: str, count: int) -> None:
+    """Wait until ``count`` lines of the server's log hold ``line``."""
     deadline = time.monotonic() + 30
-    while not condition():
-        assert process.poll() is None, f"granian exited before {what}"
-        assert time.monotonic() < deadline, f"granian: no {what} within 30 s"
+    while len(server.log_lines(line)) < count:
+        assert server.process.poll() is None, f"granian exited: {server.log_tail()}"
+        assert time.monotonic() < deadline, f"granian: {count} x {line!r} not within 30 s"
         time.sleep(0.05)
-
-
-def stop(process: subprocess.Popen[bytes], within: float) -> float:
-    """Sends SIGTERM and returns how long granian took to exit; kills its process group and
-    fails if that is more than ``within`` seconds."""
-    started = time.monotonic()
-    process.terminate()
-    try:
-        process.wait(timeout=within)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        pytest.fail(f"granian did not stop within {within} s of SIGTERM")
-    return time.monotonic() - started
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "app.py").write_text(APP)
-    process, port, log = start_granian(tmp_path, "app:app")
+    server, url = start_granian(tmp_path, "app:app")
     try:
         # Both workers, so that the state has to travel with the connection between them.
-        wait_for(lambda: b"Started worker-2" in log.read_bytes()
-                 and b"Started worker-1" in log.read_bytes(), "two started workers", process)
-        yield f"http://127.0.0.1:{port}"
+        wait_for_log(server, "Started worker-", 2)
+        yield url
     finally:
-        stop(process, within=15)
-    output = log.read_text()
-    assert "Traceback" not in output
-    assert "Killing worker" not in output, output  # a started worker stops on SIGTERM by itself
+        server.stop()
+    assert server.exit_problems() == []
+    # A started worker stops on SIGTERM by itself.
+    assert server.log_lines("Traceback", "Killing worker") == []
 
 
 def test_signed_events_through_the_recommended_server(server: str) -> None:
@@ -137,9 +109,11 @@ def test_the_recommended_command_stops_even_when_told_to_during_startup(tmp_path
     """granian workers miss a SIGTERM that arrives while they import the app and then wait
     forever; the README's --workers-kill-timeout is what makes the server stop anyway."""
     (tmp_path / "slow.py").write_text(SLOW_APP)
-    process, _, log = start_granian(tmp_path, "slow:app", workers_kill_timeout="2")
-    wait_for(lambda: b"Spawning worker-2" in log.read_bytes(), "spawned workers", process)
+    server, _ = start_granian(tmp_path, "slow:app", workers_kill_timeout="2")
+    wait_for_log(server, "Spawning worker-", 2)
     time.sleep(0.5)  # both workers are importing the app now
-    took = stop(process, within=20)
-    assert "Killing worker" in log.read_text()  # what the timeout was needed for
-    assert took >= 2
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started >= 2
+    assert server.exit_problems() == []  # granian itself stopped in time, and took its workers
+    assert server.log_lines("Killing worker")  # what the timeout was needed for
