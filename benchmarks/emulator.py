@@ -104,7 +104,8 @@ def _emulator() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 async def _measure(port: int, pid: int, settings: EmulatorSettings, table: Table) -> None:
     import aiohttp
 
-    from flask_webpubsub.tokens import ServiceEndpoint, build_client_token, build_service_token
+    from flask_webpubsub.core.endpoint import ServiceEndpoint
+    from flask_webpubsub.core.tokens import build_client_token, build_service_token
 
     base = f"http://127.0.0.1:{port}"
     endpoint = ServiceEndpoint(base, ACCESS_KEY)

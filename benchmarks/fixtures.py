@@ -6,7 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 
-from flask_webpubsub.signature import sign
+from flask_webpubsub.core.signature import sign
 
 ACCESS_KEY = "benchmark-access-key-0123456789abcdef"
 SECONDARY_KEY = "benchmark-secondary-key-fedcba9876543210"

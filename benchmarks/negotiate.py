@@ -26,7 +26,7 @@ from benchmarks.fixtures import (
 from benchmarks.results import Metric, Table
 
 BARE = "jwt.encode (the floor)"
-OURS = "flask_webpubsub.tokens.build_client_token"
+OURS = "flask_webpubsub.core.tokens.build_client_token"
 SDK = "WebPubSubServiceClient.get_client_access_token"
 OUR_ROUTE = "flask_webpubsub negotiate route"
 SDK_ROUTE = "Flask route around get_client_access_token"
@@ -49,7 +49,8 @@ def _contenders() -> dict[str, Callable[[], Any]]:
 
     contenders: dict[str, Callable[[], Any]] = {BARE: bare}
     try:
-        from flask_webpubsub.tokens import build_client_token, parse_connection_string
+        from flask_webpubsub.core.endpoint import parse_connection_string
+        from flask_webpubsub.core.tokens import build_client_token
     except ImportError:
         pass
     else:
@@ -94,7 +95,7 @@ def run(*, repeats: int, count: int) -> Table:
             table.contender(name).add("us", us)
             table.contender(name).add("per_s", 1e6 / us)
     if OURS not in contenders:
-        table.notes.append("flask_webpubsub.tokens was not importable.")
+        table.notes.append("flask_webpubsub.core.tokens was not importable.")
     return table
 
 

@@ -1,16 +1,6 @@
 """Azure Web PubSub for Flask: signed upstream event handlers, negotiate and the service client."""
 
-from .errors import (
-    ConfigurationError,
-    ConnectRejection,
-    InvalidConnectionStringError,
-    InvalidEventError,
-    InvalidOriginError,
-    PayloadTooLargeError,
-    SignatureError,
-    UnknownHubError,
-)
-from .events import (
+from .core.events import (
     ClientCertificate,
     ConnectedEvent,
     ConnectEvent,
@@ -28,7 +18,18 @@ from .events import (
     UserEventResponse,
     WebPubSubEvent,
 )
-from .extension import Hub, WebPubSub, WebPubSubState
+from .errors import (
+    ConfigurationError,
+    ConnectRejection,
+    InvalidConnectionStringError,
+    InvalidEventError,
+    InvalidOriginError,
+    PayloadTooLargeError,
+    SignatureError,
+    UnknownHubError,
+)
+from .extension import WebPubSub
+from .hubs import Hub
 from .negotiate import NegotiateOptions
 
 __all__ = [
@@ -59,5 +60,4 @@ __all__ = [
     "UserEventResponse",
     "WebPubSub",
     "WebPubSubEvent",
-    "WebPubSubState",
 ]

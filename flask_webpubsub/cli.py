@@ -8,14 +8,16 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .extension import EXTENSION_KEY, Hub, WebPubSubState
+from .binding import EXTENSION_KEY, AppBinding
+from .core.signature import sign
+from .core.wire import SYSTEM_EVENT_TYPES, USER_PREFIX
+from .hubs import ANY_USER_EVENT, Hub
 from .negotiate import NegotiateOptions, client_access
-from .signature import sign
 
 webpubsub_cli = AppGroup("webpubsub", help="Azure Web PubSub: settings, tokens and the emulator.")
 
 
-def _state() -> WebPubSubState:
+def _state() -> AppBinding:
     state = current_app.extensions.get(EXTENSION_KEY)
     if state is None:
         raise click.ClickException(
@@ -30,19 +32,11 @@ def _mask(secret: str | None) -> str:
 
 def _events(hub: Hub) -> tuple[list[str], list[str]]:
     """The system and user events a hub has handlers for, in the portal's notation."""
-    system = [
-        name
-        for name, handler in (
-            ("connect", hub.connect_handler),
-            ("connected", hub.connected_handler),
-            ("disconnected", hub.disconnected_handler),
-            ("joined", hub.group_joined_handler),
-            ("left", hub.group_left_handler),
-        )
-        if handler is not None
-    ]
-    user = ["*"] if hub.default_user_event_handler else sorted(hub.user_event_handlers)
-    return system, user
+    system = [name for name, ce_type in SYSTEM_EVENT_TYPES.items() if ce_type in hub.handlers]
+    if ANY_USER_EVENT in hub.handlers:
+        return system, ["*"]
+    user = [t[len(USER_PREFIX) :] for t in hub.handlers if t.startswith(USER_PREFIX)]
+    return system, sorted(user)
 
 
 @webpubsub_cli.command("config")

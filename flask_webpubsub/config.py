@@ -1,21 +1,20 @@
 """Every configuration key, its default and its meaning, and their resolution into settings.
 
 Settings are read once, in ``init_app``; keyword arguments of ``WebPubSub`` beat the app's
-config. A missing or malformed value fails there, with a message that names the
-key and how to fix it, and never the secret itself.
+config, and are never written into it. A missing or malformed value fails there, with a message
+that names the key and how to fix it, and never the secret itself.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, InvalidConnectionStringError
-from .tokens import ServiceEndpoint, normalize_endpoint, parse_connection_string
+from .core.endpoint import ServiceEndpoint, normalize_endpoint, parse_connection_string
+from .core.errors import ConfigurationError, InvalidConnectionStringError
+from .core.wire import HUB_NAME_RULE, MAX_UPSTREAM_BODY_BYTES, is_hub_name, origin_host
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +40,11 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         None,
         "An azure-core TokenCredential for Entra ID; defaults to DefaultAzureCredential.",
     ),
+    "WEBPUBSUB_CLIENT_FACTORY": (
+        None,
+        "Builds each hub's service client from endpoint=, hub= and credential= keywords; "
+        "WebPubSubServiceClient by default. Tests pass one that returns a fake.",
+    ),
     "WEBPUBSUB_HUB": (None, "The default hub (required)."),
     "WEBPUBSUB_EVENT_HANDLER_PATH": ("/eventhandler", "Where the service sends events."),
     "WEBPUBSUB_NEGOTIATE_PATH": ("/negotiate", "The negotiate route; None turns it off."),
@@ -54,7 +58,7 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         "None: verify ce-signature whenever a key is known. False turns verification off.",
     ),
     "WEBPUBSUB_MAX_BODY_BYTES": (
-        1024 * 1024 + 64 * 1024,
+        MAX_UPSTREAM_BODY_BYTES,
         "Largest event body accepted (413 above it); the service's limit is 1 MiB.",
     ),
     "WEBPUBSUB_DIRECT_DISPATCH": (
@@ -65,27 +69,11 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     ),
 }
 
-_HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-
-
 def validate_hub_name(name: str) -> str:
-    """A hub name starts with a letter and has only letters, digits and underscores."""
-    if not isinstance(name, str) or not _HUB_NAME.match(name):
-        raise ConfigurationError(
-            f"invalid hub name {name!r}: use a letter followed by letters, digits or underscores"
-        )
+    """``name``, when the service accepts it as a hub name; else :class:`ConfigurationError`."""
+    if not is_hub_name(name):
+        raise ConfigurationError(f"invalid hub name {name!r}: use {HUB_NAME_RULE}")
     return name
-
-
-def origin_host(origin: str) -> str:
-    """The lower-case host of an origin given as a host, ``host:port`` or a URL."""
-    origin = origin.strip()
-    if "://" not in origin:
-        origin = "//" + origin
-    try:
-        return (urlsplit(origin).hostname or "").lower()
-    except ValueError:
-        return ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +93,8 @@ class Settings:
     #: Serve the event handler in front of Flask's request handling (app context only).
     direct_dispatch: bool = False
     credential: Any = field(default=None, repr=False)
+    #: Builds a hub's service client (``endpoint=``, ``hub=``, ``credential=``); None: the SDK's.
+    client_factory: Any = field(default=None, repr=False)
 
     @property
     def access_key(self) -> str | None:
@@ -128,8 +118,18 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def resolve_settings(config: Mapping[str, Any]) -> Settings:
-    """Turn ``WEBPUBSUB_*`` values into :class:`Settings`, or raise :class:`ConfigurationError`."""
+def resolve_settings(
+    config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Turn ``WEBPUBSUB_*`` values into :class:`Settings`, or raise :class:`ConfigurationError`.
+
+    ``overrides`` (the keyword arguments of ``WebPubSub``, by config key) beat ``config``; a key
+    in neither takes its default from :data:`CONFIG_KEYS`.
+    """
+    config = {
+        key: (overrides or {}).get(key, config.get(key, default))
+        for key, (default, _) in CONFIG_KEYS.items()
+    }
     hub = config.get("WEBPUBSUB_HUB")
     if not hub:
         raise ConfigurationError(
@@ -235,4 +235,13 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_body_bytes=max_body,
         direct_dispatch=bool(direct),
         credential=config.get("WEBPUBSUB_CREDENTIAL"),
+        client_factory=_callable(
+            config.get("WEBPUBSUB_CLIENT_FACTORY"), "WEBPUBSUB_CLIENT_FACTORY"
+        ),
     )
+
+
+def _callable(value: Any, key: str) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{key} must be callable, not {type(value).__name__}")
+    return value

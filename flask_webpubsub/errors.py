@@ -1,8 +1,16 @@
-"""Exceptions raised by flask_webpubsub.
+"""The errors an app sees.
 
-HTTP errors subclass the matching werkzeug exception, so applications can customise them with
-``app.errorhandler``; they render as one line of plain text, which is what the Web PubSub service
-logs and what a person reading its live trace can act on.
+The HTTP errors subclass the matching werkzeug exception, so an app customises their responses
+with ``errorhandler``; by default they render as one line of plain text, which is what the Web
+PubSub service logs and what a person reading its live trace can act on::
+
+    @app.errorhandler(SignatureError)
+    def forged(error):
+        audit_log.warning("forged Web PubSub event from %s", request.remote_addr)
+        return error  # keep the service's reply as it is
+
+The protocol core raises framework-free errors (:mod:`flask_webpubsub.core.errors`);
+:func:`http_error` turns each into its HTTP error here.
 """
 
 from __future__ import annotations
@@ -17,21 +25,28 @@ from werkzeug.exceptions import (
     Unauthorized,
 )
 
+from .core.errors import (
+    BodyTooLarge,
+    ConfigurationError,
+    InvalidConnectionStringError,
+    MalformedEvent,
+    OriginRefused,
+    RequestRefused,
+    ServiceNotAuthenticated,
+)
+from .core.wire import TEXT_CONTENT_TYPE
 
-class ConfigurationError(ValueError):
-    """The extension's configuration is missing a value or holds one it cannot use."""
-
-
-class InvalidConnectionStringError(ConfigurationError):
-    """A connection string could not be parsed. The message never contains the access key."""
-
-
-class InvalidStateError(ValueError):
-    """A ``ce-connectionState`` value is not base64 of a JSON object."""
-
-
-class InvalidTokenError(ValueError):
-    """A client or REST access token failed verification."""
+__all__ = [
+    "ConfigurationError",
+    "ConnectRejection",
+    "InvalidConnectionStringError",
+    "InvalidEventError",
+    "InvalidOriginError",
+    "PayloadTooLargeError",
+    "SignatureError",
+    "UnknownHubError",
+    "http_error",
+]
 
 
 class PlainTextHTTPException(HTTPException):
@@ -40,35 +55,36 @@ class PlainTextHTTPException(HTTPException):
     def get_body(self, environ: Any = None, scope: Any = None) -> str:
         return self.description or ""
 
-    def get_headers(
-        self, environ: Any = None, scope: Any = None
-    ) -> list[tuple[str, str]]:
-        return [("Content-Type", "text/plain; charset=utf-8")]
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", TEXT_CONTENT_TYPE)]
 
 
 class InvalidEventError(PlainTextHTTPException, BadRequest):
-    """The upstream request is not a well-formed Web PubSub CloudEvent (400)."""
+    """400: the upstream request is not a well-formed Web PubSub CloudEvent (a missing
+    ``ce-*`` header, a malformed body). The description says what is wrong."""
 
 
 class InvalidOriginError(PlainTextHTTPException, BadRequest):
-    """The abuse-protection request came from an origin that is not allowed (400)."""
+    """400: the abuse-protection request (``OPTIONS``) came from an origin that
+    ``WEBPUBSUB_ALLOWED_ORIGINS`` does not allow, or named none."""
 
 
 class SignatureError(PlainTextHTTPException, Unauthorized):
-    """The ``ce-signature`` header matches none of the configured access keys (401)."""
+    """401: the request does not prove that it comes from the service: its ``ce-signature``
+    matches none of the access keys. No handler ran."""
 
     description = "Signature validation failed."
 
-    def __init__(self) -> None:
-        super().__init__(self.description)
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or type(self).description)
 
 
 class UnknownHubError(PlainTextHTTPException, NotFound):
-    """The event is for a hub this application has no handlers for (404)."""
+    """404: the event is for a hub this app has no handlers for."""
 
 
 class PayloadTooLargeError(PlainTextHTTPException, RequestEntityTooLarge):
-    """The request body is larger than ``WEBPUBSUB_MAX_BODY_BYTES`` (413)."""
+    """413: the request body is larger than ``WEBPUBSUB_MAX_BODY_BYTES``."""
 
 
 class ConnectRejection(PlainTextHTTPException):
@@ -84,3 +100,16 @@ class ConnectRejection(PlainTextHTTPException):
         self.code = status
         self.mqtt_code = mqtt_code
         super().__init__(reason)
+
+
+_HTTP_ERRORS: dict[type[RequestRefused], type[PlainTextHTTPException]] = {
+    MalformedEvent: InvalidEventError,
+    OriginRefused: InvalidOriginError,
+    ServiceNotAuthenticated: SignatureError,
+    BodyTooLarge: PayloadTooLargeError,
+}
+
+
+def http_error(refused: RequestRefused) -> HTTPException:
+    """The HTTP error for a refusal of the protocol core."""
+    return _HTTP_ERRORS[type(refused)](refused.reason)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app
 
-from .tokens import build_client_token, client_access_url, client_path
-
-if TYPE_CHECKING:
-    from .extension import WebPubSubState
+from .binding import AppBinding
+from .core.tokens import build_client_token, client_access_url
+from .core.wire import client_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def logged_in_user_id() -> str | None:
 
 
 def client_access(
-    state: WebPubSubState, hub: str, options: NegotiateOptions | dict[str, Any] | None
+    binding: AppBinding, hub: str, options: NegotiateOptions | dict[str, Any] | None
 ) -> dict[str, str]:
     """``{"url", "baseUrl", "token"}`` for a client of ``hub``, as the service SDK returns it.
 
@@ -82,10 +81,10 @@ def client_access(
     the service issues it.
     """
     opts = NegotiateOptions.from_value(options)
-    name = state.canonical_hub_name(hub)
+    name = binding.canonical_hub_name(hub)
     if name is None:
         raise KeyError(f"this app does not serve the hub {hub!r}")
-    endpoint = state.settings.endpoint
+    endpoint = binding.settings.endpoint
     base_url = client_access_url(endpoint, name, opts.client_protocol)
     if endpoint.access_key:
         token = build_client_token(
@@ -98,7 +97,7 @@ def client_access(
             client_protocol=opts.client_protocol,
         )
     else:
-        token = state.client_for(name).get_client_access_token(
+        token = binding.client_for(name).get_client_access_token(
             user_id=opts.user_id,
             roles=list(opts.roles),
             groups=list(opts.groups),

@@ -17,6 +17,8 @@
           ...
 
   Override ``webpubsub_event_handler_path`` if your app moved its event handler.
+
+The plugin changes nothing outside these fixtures: no third-party library is patched.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -61,14 +63,12 @@ def _webpubsub_app_socket() -> Iterator[socket.socket]:
 def webpubsub_emulator(
     _webpubsub_app_socket: socket.socket,
     webpubsub_event_handler_path: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[EmulatorThread]:
     """A running local Web PubSub emulator whose events go to ``webpubsub_live_server``."""
     try:
         from .emulator import EmulatorThread
     except ImportError as exc:
         pytest.fail(str(exc))
-    _close_websocket_client_sockets(monkeypatch)
     port = _webpubsub_app_socket.getsockname()[1]
     emulator = EmulatorThread(
         upstream=f"http://127.0.0.1:{port}{webpubsub_event_handler_path}",
@@ -94,22 +94,3 @@ def webpubsub_live_server(
     yield f"http://127.0.0.1:{_webpubsub_app_socket.getsockname()[1]}"
     server.shutdown()
     thread.join(5)
-
-
-def _close_websocket_client_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """websocket-client (under ``azure-messaging-webpubsubclient``) leaks its socket whenever
-    the server closes first: ``close()`` returns early once the close handshake cleared
-    ``connected``. Close it there, so tests that turn warnings into errors stay clean."""
-    try:
-        import websocket
-    except ImportError:
-        return
-    original = websocket.WebSocket.close
-
-    def close(self: Any, *args: Any, **kwargs: Any) -> None:
-        if not self.connected:
-            self.shutdown()
-            return
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(websocket.WebSocket, "close", close)

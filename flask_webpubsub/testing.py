@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import urllib.error
 import urllib.request
 import uuid
@@ -32,13 +31,21 @@ from typing import Any
 from flask import Flask
 from werkzeug.datastructures import Headers
 
-from . import protocol
-from .errors import InvalidEventError
-from .events import ConnectResponse, DataType, MqttUserProperty
-from .extension import EXTENSION_KEY, WebPubSubState
-from .jsoncodec import encode_json
-from .state import decode_state
-from .tokens import parse_connection_string
+from .binding import EXTENSION_KEY, AppBinding
+from .core.endpoint import parse_connection_string
+from .core.errors import MalformedEvent
+from .core.events import ConnectResponse, MqttUserProperty
+from .core.jsoncodec import encode_json
+from .core.payload import decode_payload, encode_payload
+from .core.service import (
+    Admission,
+    admit,
+    build_event_headers,
+    decode_connect_reply,
+    read_rejection,
+)
+from .core.state import decode_state
+from .core.wire import JSON_CONTENT_TYPE, DataType
 
 __all__ = ["ConnectResult", "EventResult", "TestConnection", "WebPubSubTestClient"]
 
@@ -62,22 +69,7 @@ class HTTPResult:
     @property
     def reason(self) -> str | None:
         """The rejection reason of a non-2xx reply (text, or the MQTT JSON form's reason)."""
-        if self.ok:
-            return None
-        mqtt = self._mqtt_rejection()
-        if mqtt is not None:
-            return str(mqtt.get("reason", ""))
-        return self.body.decode("utf-8", "replace")
-
-    def _mqtt_rejection(self) -> dict[str, Any] | None:
-        """The ``mqtt`` object of a rejection in the MQTT JSON form, ``{"mqtt": {...}}``."""
-        if self.ok:
-            return None
-        try:
-            mqtt = json.loads(self.body)["mqtt"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        return mqtt if isinstance(mqtt, dict) else None
+        return None if self.ok else read_rejection(self.body)[0]
 
     @property
     def state_header(self) -> str | None:
@@ -114,9 +106,7 @@ class ConnectResult(HTTPResult):
     @property
     def mqtt_code(self) -> int | None:
         """The MQTT CONNACK code of a rejected MQTT connection."""
-        mqtt = self._mqtt_rejection()
-        code = mqtt.get("code") if mqtt is not None else None
-        return code if isinstance(code, int) else None
+        return None if self.ok else read_rejection(self.body)[1]
 
 
 @dataclass(frozen=True)
@@ -167,7 +157,7 @@ class TestConnection:
 
     def _send(self, event_name: str, body: bytes, content_type: str | None,
               extra_headers: Mapping[str, str] | None = None) -> HTTPResult:
-        headers = protocol.build_event_headers(
+        headers = build_event_headers(
             event_name,
             hub=self.hub,
             connection_id=self.connection_id,
@@ -209,22 +199,25 @@ class TestConnection:
             body["claims"].setdefault("sub", [self.user_id])
         if self.physical_connection_id:
             body["mqtt"] = _mqtt_connect_body(mqtt or {})
-        http = self._send("connect", encode_json(body), protocol.JSON_CONTENT_TYPE)
+        http = self._send("connect", encode_json(body), JSON_CONTENT_TYPE)
         response = None
         if http.ok:
-            response = protocol.decode_connect_reply(http.body)
-            if response.user_id is not None:
-                self.user_id = response.user_id
-            self.groups = list(dict.fromkeys([*self.groups, *(response.groups or ())]))
-            self.roles = list(response.roles or ())
-            if response.subprotocol is not None:
-                self.subprotocol = response.subprotocol
+            response = decode_connect_reply(http.body)
+            token = Admission(self.user_id, tuple(self.roles), tuple(self.groups), self.subprotocol)
+            try:
+                admitted = admit(response, token, body["subprotocols"])
+            except ValueError as exc:
+                raise AssertionError(f"the service refuses this connect reply: {exc}") from None
+            self.user_id = admitted.user_id
+            self.roles = list(admitted.roles)
+            self.groups = list(admitted.groups)
+            self.subprotocol = admitted.subprotocol
         self.result = ConnectResult(http.status, http.headers, http.body, response)
         return self.result
 
     def connected(self) -> EventResult:
         """Send ``connected``."""
-        return self._event("connected", b"{}", protocol.JSON_CONTENT_TYPE)
+        return self._event("connected", b"{}", JSON_CONTENT_TYPE)
 
     def user_event(
         self,
@@ -237,28 +230,26 @@ class TestConnection:
     ) -> EventResult:
         """Send a user event. ``str`` goes as text, ``bytes`` as binary, anything else as JSON,
         unless ``data_type`` says otherwise; ``content_type`` overrides the media type."""
-        body, default_type = protocol.encode_payload(data, data_type)
+        body, default_type = encode_payload(data, data_type)
         extra = {f"mqtt-{p.name}": p.value for p in mqtt_user_properties}
         return self._event(name, body, content_type or default_type, extra)
 
     def disconnected(self, reason: str | None = None) -> EventResult:
         """Send ``disconnected``."""
         body = encode_json({"reason": reason})
-        return self._event("disconnected", body, protocol.JSON_CONTENT_TYPE)
+        return self._event("disconnected", body, JSON_CONTENT_TYPE)
 
     def group_joined(self, group: str) -> EventResult:
         """Send ``gp.joined``; the connection is then in the group."""
         if group not in self.groups:
             self.groups.append(group)
-        return self._event("joined", encode_json({"group": group}),
-                           protocol.JSON_CONTENT_TYPE)
+        return self._event("joined", encode_json({"group": group}), JSON_CONTENT_TYPE)
 
     def group_left(self, group: str) -> EventResult:
         """Send ``gp.left``; the connection is then no longer in the group."""
         if group in self.groups:
             self.groups.remove(group)
-        return self._event("left", encode_json({"group": group}),
-                           protocol.JSON_CONTENT_TYPE)
+        return self._event("left", encode_json({"group": group}), JSON_CONTENT_TYPE)
 
     def _event(self, name: str, body: bytes, content_type: str,
                extra_headers: Mapping[str, str] | None = None) -> EventResult:
@@ -267,10 +258,8 @@ class TestConnection:
         data_type: DataType | None = None
         if http.ok and http.body:
             try:
-                data, data_type, _ = protocol.decode_payload(
-                    http.body, http.headers.get("Content-Type")
-                )
-            except InvalidEventError as exc:
+                data, data_type, _ = decode_payload(http.body, http.headers.get("Content-Type"))
+            except MalformedEvent as exc:
                 raise AssertionError(f"the app replied with a malformed payload: {exc}") from None
         return EventResult(http.status, http.headers, http.body, data, data_type)
 
@@ -317,10 +306,10 @@ class WebPubSubTestClient:
         keys: list[str] = []
         endpoint_host: str | None = None
         if app is not None:
-            state: WebPubSubState | None = app.extensions.get(EXTENSION_KEY)
-            if state is None:
+            binding: AppBinding | None = app.extensions.get(EXTENSION_KEY)
+            if binding is None:
                 raise RuntimeError("the app has no WebPubSub extension; call init_app first")
-            settings = state.settings
+            settings = binding.settings
             keys = list(settings.signature_keys[:1])
             hub = hub or settings.hub
             path = path or settings.event_handler_path

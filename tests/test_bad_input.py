@@ -21,8 +21,8 @@ from flask import Flask
 
 from flask_webpubsub import WebPubSub
 from flask_webpubsub.config import CONFIG_KEYS
-from flask_webpubsub.protocol import build_event_headers
-from flask_webpubsub.signature import sign
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import PRIMARY_KEY, make_app
 

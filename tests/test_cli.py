@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from werkzeug.serving import make_server
 
 from flask_webpubsub import UserEvent, WebPubSub
-from flask_webpubsub.signature import sign
+from flask_webpubsub.core.signature import sign
 
 from .conftest import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
 

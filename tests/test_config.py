@@ -67,9 +67,12 @@ def test_constructor_options_beat_config() -> None:
     app = make_app(WEBPUBSUB_HUB="fromconfig")
     WebPubSub(app, hub="fromcode", event_handler_path="/hooks")
     assert app.extensions["webpubsub"].settings.hub == "fromcode"
-    assert app.config["WEBPUBSUB_EVENT_HANDLER_PATH"] == "/hooks"
-    with pytest.raises(TypeError, match="unknown WebPubSub options"):
-        WebPubSub(hubb="x")
+    assert app.extensions["webpubsub"].settings.event_handler_path == "/hooks"
+    # Arguments beat the config without being written into it.
+    assert app.config["WEBPUBSUB_HUB"] == "fromconfig"
+    assert app.config["WEBPUBSUB_EVENT_HANDLER_PATH"] == "/eventhandler"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hubb'"):
+        WebPubSub(hubb="x")  # type: ignore[call-arg]
 
 
 def test_defaults_are_written_to_config() -> None:
@@ -144,7 +147,7 @@ def test_entra_id_uses_the_configured_credential() -> None:
     )
     webpubsub = WebPubSub(app)
     with app.app_context():
-        assert webpubsub.state.credential is credential
+        assert webpubsub.credential is credential
         assert webpubsub.client is webpubsub.client
 
 

@@ -1,17 +1,19 @@
 """``WEBPUBSUB_DIRECT_DISPATCH``: the event handler served in front of Flask's request handling.
 
 The same app, with and without it, must answer every upstream request byte for byte alike;
-what it skips (the request context, hooks, errorhandlers) is skipped for upstream requests only.
+what it skips (the request context, after-request hooks, errorhandlers) is skipped for upstream
+requests only, and an app's before_request functions are never skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request, request_started
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -24,8 +26,8 @@ from flask_webpubsub import (
     UserEventResponse,
     WebPubSub,
 )
+from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.errors import SignatureError
-from flask_webpubsub.protocol import build_event_headers
 from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
 from tests.conftest import CONNECTION_STRING, PRIMARY_KEY, make_app
 
@@ -165,9 +167,12 @@ def test_only_the_path_itself_is_dispatched_directly() -> None:
     app = chat_app(direct=True)
     seen: list[str] = []
 
-    @app.before_request
-    def record() -> None:
+    # Flask's request_started signal marks what went through Flask's request handling (a
+    # before_request function would turn direct dispatch off: see below).
+    def record(sender: Flask, **extra: Any) -> None:
         seen.append(request.path)
+
+    request_started.connect(record, app)
 
     app.add_url_rule("/eventhandlerish", "other", lambda: "other", methods=["POST"])
     client = app.test_client()
@@ -305,3 +310,54 @@ def test_over_a_real_server(served: str) -> None:
 def test_bad_settings_fail_at_init(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         WebPubSub(make_app(**config))
+
+
+def test_an_apps_before_request_function_is_never_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token check in a hook: direct dispatch hands the service's requests to Flask, where
+    the hook runs, and says so once."""
+    app = chat_app(direct=True)
+
+    @app.before_request
+    def require_token() -> Any:
+        if request.headers.get("X-Token") != "secret":
+            return Response("no token", status=401)
+        return None
+
+    events = WebPubSubTestClient(app)
+    with caplog.at_level(logging.WARNING, "flask_webpubsub"):
+        assert events.connection().user_event("echo", "hi").status == 401
+        assert events.connection().user_event("echo", "hi").status == 401
+    warnings = [r for r in caplog.records if "before_request" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "require_token" in warnings[0].getMessage()
+    # With the token the hook lets the event through to its handler.
+    connection = events.connection()
+    headers = build_event_headers(
+        "echo", hub="chat", connection_id=connection.connection_id, keys=[PRIMARY_KEY],
+        content_type="text/plain",
+    )
+    result = events.post({**headers, "X-Token": "secret"}, b"hi")
+    assert (result.status, result.body) == (200, b"hi")
+
+
+def test_a_blueprint_hook_of_the_extension_counts_too() -> None:
+    app = chat_app(direct=True)
+    ran: list[str] = []
+    app.before_request_funcs.setdefault("webpubsub", []).append(lambda: ran.append("hook"))
+    assert WebPubSubTestClient(app).connect().user_event("echo", "hi").body == b"hi"
+    assert ran  # connect, connected and the user event went through Flask's handling
+
+
+def test_the_extensions_own_csrf_hook_does_not_turn_direct_dispatch_off() -> None:
+    app = chat_app(direct=True)  # no CSRFProtect: the extension registered its late hook
+    assert app.before_request_funcs.get(None)
+    started: list[str] = []
+
+    def record(sender: Flask, **extra: Any) -> None:
+        started.append(request.path)
+
+    request_started.connect(record, app)
+    assert WebPubSubTestClient(app).connect().user_event("echo", "hi").body == b"hi"
+    assert started == []

@@ -25,10 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_webpubsub import ConnectResponse, WebPubSub
-from flask_webpubsub.errors import InvalidEventError, InvalidStateError
-from flask_webpubsub.protocol import build_event_headers, decode_payload, parse_event
-from flask_webpubsub.signature import sign, verify
-from flask_webpubsub.state import decode_state, encode_state
+from flask_webpubsub.core.errors import InvalidStateError, MalformedEvent
+from flask_webpubsub.core.payload import decode_payload
+from flask_webpubsub.core.request import parse_event
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.signature import sign, verify
+from flask_webpubsub.core.state import decode_state, encode_state
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
 from tests.secrets_guard import JWT
@@ -341,7 +343,7 @@ def test_decode_payload_raises_only_invalid_event_errors(
 ) -> None:
     try:
         data, data_type, _ = decode_payload(body, content_type)
-    except InvalidEventError:
+    except MalformedEvent:
         return
     assert data_type in ("text", "json", "binary")
     if data_type == "text":
@@ -370,7 +372,7 @@ def test_parse_event_raises_only_invalid_event_errors(
     from werkzeug.datastructures import Headers
 
     headers.setdefault("ce-type", ce_type)
-    with contextlib.suppress(InvalidEventError):
+    with contextlib.suppress(MalformedEvent):
         parse_event(Headers(headers), body)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
+from flask_webpubsub.core.endpoint import ServiceEndpoint
+from flask_webpubsub.core.tokens import build_client_token
 
 from .conftest import PRIMARY_KEY
 from .secrets_guard import find_leaks

@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from flask_webpubsub import ConnectEvent, ConnectResponse, UserEvent, WebPubSub
-from flask_webpubsub.signature import sign
+from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 
 from .conftest import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY

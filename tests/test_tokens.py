@@ -7,15 +7,10 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
-from flask_webpubsub.errors import InvalidConnectionStringError, InvalidTokenError
-from flask_webpubsub.tokens import (
-    ServiceEndpoint,
-    build_client_token,
-    build_service_token,
-    client_access_url,
-    parse_connection_string,
-    verify_token,
-)
+from flask_webpubsub.core.endpoint import ServiceEndpoint, parse_connection_string
+from flask_webpubsub.core.errors import InvalidConnectionStringError, InvalidTokenError
+from flask_webpubsub.core.service import verify_token
+from flask_webpubsub.core.tokens import build_client_token, build_service_token, client_access_url
 
 from .conftest import PRIMARY_KEY, SECONDARY_KEY
 

@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from flask_webpubsub import UserEvent, WebPubSub
-from flask_webpubsub.protocol import build_event_headers
+from flask_webpubsub.core.service import build_event_headers
 
 from .conftest import PRIMARY_KEY
 

@@ -22,8 +22,8 @@ from flask_webpubsub import (
     UserEvent,
     WebPubSub,
 )
-from flask_webpubsub.protocol import build_event_headers
-from flask_webpubsub.signature import sign
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import HOST, PRIMARY_KEY
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flask_webpubsub import ConnectEvent, DisconnectedEvent, UserEvent, WebPubSub
-from flask_webpubsub.protocol import build_event_headers
+from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import TestConnection, WebPubSubTestClient
 from tests.conftest import PRIMARY_KEY
 

@@ -20,7 +20,7 @@ from flask_webpubsub import (
     UserEventResponse,
     WebPubSub,
 )
-from flask_webpubsub.protocol import build_event_headers
+from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import PRIMARY_KEY
 

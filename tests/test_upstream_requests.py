@@ -15,7 +15,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from flask_webpubsub import Hub, UserEvent, WebPubSub
-from flask_webpubsub.protocol import build_event_headers
+from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
 

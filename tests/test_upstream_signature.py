@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 
 from flask_webpubsub import UserEvent, WebPubSub
-from flask_webpubsub.protocol import build_event_headers
-from flask_webpubsub.signature import sign, verify
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.signature import sign, verify
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
 

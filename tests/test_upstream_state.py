@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from flask_webpubsub import ConnectEvent, ConnectResponse, UserEvent, WebPubSub
-from flask_webpubsub.protocol import build_event_headers
-from flask_webpubsub.state import EMPTY_STATE, decode_state, encode_state
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.state import EMPTY_STATE, decode_state, encode_state
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import PRIMARY_KEY
 

@@ -1,4 +1,4 @@
-"""Payloads and frames of the client protocols (PROTOCOL.md section 8), without any I/O.
+"""Payloads and frames of the client protocols (docs/protocol.md section 8), without any I/O.
 
 A :class:`Payload` is data with its type, from wherever it came (a REST body, a client frame, an
 upstream reply); it knows how every kind of client receives it. :func:`parse_request` reads a
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from flask_webpubsub.jsoncodec import decode_json, encode_json
-from flask_webpubsub.protocol import parse_media_type
+from flask_webpubsub.core.jsoncodec import decode_json, encode_json
+from flask_webpubsub.core.wire import parse_media_type
 
 JSON_SUBPROTOCOL = "json.webpubsub.azure.v1"
 RELIABLE_SUBPROTOCOL = "json.reliable.webpubsub.azure.v1"

@@ -1,4 +1,4 @@
-"""The REST data plane under ``/api/hubs/{hub}`` (PROTOCOL.md section 7), for the service SDK.
+"""The REST data plane under ``/api/hubs/{hub}`` (docs/protocol.md section 7), for the service SDK.
 
 Every request carries ``Authorization: Bearer <JWT>`` signed with the access key, whose ``aud``
 is the request URL. Status codes are exactly the ones ``azure-messaging-webpubsubservice``
@@ -17,13 +17,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from flask_webpubsub.errors import InvalidTokenError
-from flask_webpubsub.tokens import (
-    ServiceEndpoint,
-    build_client_token,
-    normalize_endpoint,
-    verify_token,
-)
+from flask_webpubsub.core.endpoint import ServiceEndpoint, normalize_endpoint
+from flask_webpubsub.core.errors import InvalidTokenError
+from flask_webpubsub.core.service import verify_token
+from flask_webpubsub.core.tokens import build_client_token
 
 from .hub import CLOSE_NORMAL, PERMISSIONS, Hub, Message, Session
 from .messages import MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, Payload, server_message

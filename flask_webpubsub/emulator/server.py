@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from flask_webpubsub.jsoncodec import encode_json
-from flask_webpubsub.tokens import ServiceEndpoint, normalize_endpoint
+from flask_webpubsub.core.endpoint import ServiceEndpoint, normalize_endpoint
+from flask_webpubsub.core.jsoncodec import encode_json
 
 from .hub import CLOSE_GOING_AWAY, Hub, Session
 from .rest import add_routes

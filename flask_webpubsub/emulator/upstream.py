@@ -1,4 +1,5 @@
-"""Calls to the app's event handler, exactly as the service makes them (PROTOCOL.md sections 1-5).
+"""Calls to the app's event handler, exactly as the service makes them (docs/protocol.md
+sections 1-5).
 
 One :class:`Upstream` per emulator holds the HTTP client and the hubs' event handler settings.
 :meth:`Upstream.send` signs and sends one CloudEvent and returns the reply, or raises
@@ -19,7 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
-from flask_webpubsub.protocol import build_event_headers
+from flask_webpubsub.core.service import build_event_headers
 
 from .settings import ANY_HUB, EventHandler, redact_url
 

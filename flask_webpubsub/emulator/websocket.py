@@ -1,4 +1,5 @@
-"""The client endpoint: ``/client/hubs/{hub}`` and ``/client/?hub=`` (PROTOCOL.md sections 6, 8).
+"""The client endpoint: ``/client/hubs/{hub}`` and ``/client/?hub=`` (docs/protocol.md
+sections 6 and 8).
 
 The handshake checks the token, asks the upstream (``connect``), and upgrades with the chosen
 subprotocol; then every frame is handled in order, as the service does: a simple client's frames
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
-from flask_webpubsub.errors import InvalidStateError, InvalidTokenError
-from flask_webpubsub.jsoncodec import encode_json
-from flask_webpubsub.protocol import CONNECT, USER_PREFIX, decode_connect_reply
-from flask_webpubsub.state import decode_state
-from flask_webpubsub.tokens import verify_token
+from flask_webpubsub.core.errors import InvalidStateError, InvalidTokenError
+from flask_webpubsub.core.jsoncodec import encode_json
+from flask_webpubsub.core.service import decode_connect_reply, verify_token
+from flask_webpubsub.core.state import decode_state
+from flask_webpubsub.core.wire import CONNECT, USER_PREFIX
 
 from .hub import CLOSE_POLICY, CLOSE_TIMEOUT, Kind, Message, Session
 from .messages import (

@@ -28,8 +28,9 @@ from flask_webpubsub import (
     UserEventResponse,
     WebPubSub,
 )
+from flask_webpubsub.core.endpoint import ServiceEndpoint
+from flask_webpubsub.core.tokens import build_client_token
 from flask_webpubsub.emulator import EmulatorThread
-from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
 from tests import secrets_guard
 
 #: 44 characters, like the service's base64 keys; long enough for HS256 without warnings.

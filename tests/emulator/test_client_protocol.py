@@ -13,8 +13,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from flask_webpubsub.core.endpoint import ServiceEndpoint
+from flask_webpubsub.core.tokens import build_client_token, build_service_token
 from flask_webpubsub.emulator import EmulatorThread
-from flask_webpubsub.tokens import ServiceEndpoint, build_client_token, build_service_token
 
 from .conftest import (
     ALL_ROLES,

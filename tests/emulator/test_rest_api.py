@@ -21,9 +21,10 @@ from azure.core.rest import HttpRequest
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from websockets.sync.client import ClientConnection, connect
 
+from flask_webpubsub.core.service import verify_token
+from flask_webpubsub.core.tokens import build_service_token
 from flask_webpubsub.emulator import EmulatorThread
 from flask_webpubsub.emulator.messages import websocket_frame
-from flask_webpubsub.tokens import build_service_token, verify_token
 
 from .conftest import (
     ALL_ROLES,

@@ -17,8 +17,8 @@ from flask import Flask, Response, request
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from flask_webpubsub.core.signature import verify
 from flask_webpubsub.emulator import EmulatorThread, EventHandler, UpstreamValidationError
-from flask_webpubsub.signature import verify
 
 from .conftest import (
     ALL_ROLES,

@@ -1,5 +1,5 @@
 """Fixtures for the example chat: the app on a temporary database, with the service client
-replaced by :class:`FakeService`."""
+replaced by :class:`FakeService` through ``WEBPUBSUB_CLIENT_FACTORY``."""
 
 from __future__ import annotations
 
@@ -10,30 +10,34 @@ import pytest
 from flask import Flask
 
 from example_app import create_app
-from flask_webpubsub import WebPubSubState
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.conftest import CONNECTION_STRING
 
-from .fakes import ChatUsers, FakeService
+from .fakes import ChatUsers, FakeService, ServiceSwitch
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
+def service_switch() -> ServiceSwitch:
+    return ServiceSwitch(FakeService())
+
+
+@pytest.fixture
+def service(service_switch: ServiceSwitch) -> FakeService:
+    assert isinstance(service_switch.target, FakeService)
+    return service_switch.target
+
+
+@pytest.fixture
+def app(tmp_path: Path, service_switch: ServiceSwitch) -> Flask:
     return create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret",
             "WEBPUBSUB_CONNECTION_STRING": CONNECTION_STRING,
+            "WEBPUBSUB_CLIENT_FACTORY": lambda **_: service_switch,
             "CHAT_DATABASE": str(tmp_path / "chat.sqlite3"),
         }
     )
-
-
-@pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
-    fake = FakeService()
-    monkeypatch.setattr(WebPubSubState, "client", property(lambda self: fake))
-    return fake
 
 
 @pytest.fixture

@@ -10,6 +10,17 @@ from typing import Any
 from flask_webpubsub.testing import TestConnection, WebPubSubTestClient
 
 
+class ServiceSwitch:
+    """The service client the app gets: it forwards every call to :attr:`target`, which a test
+    may swap for a service that fails."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
 class FakeService:
     """Does what the service would do with the service client's calls the chat makes: keeps
     group members, and what each connection received."""

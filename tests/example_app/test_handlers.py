@@ -14,9 +14,8 @@ from azure.core.exceptions import ServiceRequestError
 from flask import Flask
 
 from example_app import create_app
-from flask_webpubsub import WebPubSubState
 
-from .fakes import ChatUsers, FakeService
+from .fakes import ChatUsers, FakeService, ServiceSwitch
 
 STATIC = Path(__file__).parents[2] / "example_app" / "static"
 
@@ -370,11 +369,10 @@ class BrokenService(FakeService):
 
 
 def test_service_failures_are_answered_not_fatal(
-    users: ChatUsers, monkeypatch: pytest.MonkeyPatch
+    users: ChatUsers, service_switch: ServiceSwitch
 ) -> None:
     alice = users.connect("alice")
-    broken = BrokenService()
-    monkeypatch.setattr(WebPubSubState, "client", property(lambda self: broken))
+    service_switch.target = BrokenService()
     assert alice.user_event("join", {"room": "help"}).data == {
         "kind": "error", "error": "Could not change rooms; try again.",
     }

@@ -34,7 +34,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
+from flask_webpubsub.core.endpoint import ServiceEndpoint
+from flask_webpubsub.core.tokens import build_client_token
 from tests import secrets_guard
 
 from .procs import LOG_PROBLEMS, free_port, process_tree_rss_kib, start_emulator, stopping

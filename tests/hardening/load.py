@@ -30,9 +30,12 @@ from typing import Any
 
 import aiohttp
 
-from flask_webpubsub import protocol
-from flask_webpubsub.state import decode_state
-from flask_webpubsub.tokens import parse_connection_string
+from flask_webpubsub.core.endpoint import parse_connection_string
+from flask_webpubsub.core.jsoncodec import encode_json
+from flask_webpubsub.core.payload import encode_payload
+from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.state import decode_state
+from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
 
 from .procs import process_tree_rss_kib
 
@@ -181,7 +184,7 @@ async def run_load(
         session: aiohttp.ClientSession, name: str, connection_id: str, user_id: str,
         state: dict[str, Any], body: bytes, content_type: str,
     ) -> None:
-        headers = protocol.build_event_headers(
+        headers = build_event_headers(
             name, hub=hub, connection_id=connection_id, keys=[access_key], user_id=user_id,
             state=state, origin=origin, content_type=content_type,
             subprotocol="json.webpubsub.azure.v1",
@@ -217,24 +220,24 @@ async def run_load(
         while budget_left():
             connection_id, user_id = scenario.identity(number)
             state: dict[str, Any] = {}
-            connect_body = protocol.encode_json({
+            connect_body = encode_json({
                 "claims": {"sub": [user_id]}, "query": scenario.connect_query(number),
                 "subprotocols": ["json.webpubsub.azure.v1"], "headers": {},
                 "clientCertificates": [],
             })
             result.connections += 1
             await send(session, "connect", connection_id, user_id, state, connect_body,
-                       protocol.JSON_CONTENT_TYPE)
+                       JSON_CONTENT_TYPE)
             await send(session, "connected", connection_id, user_id, state, b"{}",
-                       protocol.JSON_CONTENT_TYPE)
+                       JSON_CONTENT_TYPE)
             for n in range(scenario.events_per_connection):
                 if not budget_left():
                     break
                 name, data = scenario.user_event(number, n)
-                body, content_type = protocol.encode_payload(data)
+                body, content_type = encode_payload(data)
                 await send(session, name, connection_id, user_id, state, body, content_type)
             await send(session, "disconnected", connection_id, user_id, state,
-                       b'{"reason":null}', protocol.JSON_CONTENT_TYPE)
+                       b'{"reason":null}', JSON_CONTENT_TYPE)
 
     async def sample() -> None:
         while pid is not None:

@@ -32,7 +32,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from flask_webpubsub.tokens import ServiceEndpoint, build_client_token
+from flask_webpubsub.core.endpoint import ServiceEndpoint
+from flask_webpubsub.core.tokens import build_client_token
 from tests import secrets_guard
 
 from .load import LoadResult, Scenario, run_load

@@ -48,3 +48,21 @@ def read_state_header(value: str | None) -> dict[str, Any]:
     except InvalidStateError as exc:
         logger.warning("Ignoring the ce-connectionState header: %s.", exc)
         return {}
+
+
+def changed_state_header(original: str | None, state: Mapping[str, Any]) -> str | None:
+    """The ``ce-connectionState`` value for a reply, given the header the request carried.
+
+    None when the handler left the state as it was (the service keeps it), else the whole new
+    state, which is the empty object when the handler cleared it. Raises ``TypeError`` or
+    ``ValueError`` when the new state cannot be encoded as JSON.
+    """
+    if not original:
+        return encode_state(state) if state else None
+    try:
+        initial = decode_state(original)
+    except InvalidStateError:
+        initial = {}
+    if state == initial:
+        return None
+    return encode_state(state)

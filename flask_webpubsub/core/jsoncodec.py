@@ -1,6 +1,6 @@
 """JSON as the service speaks it: compact UTF-8 out, strict standard JSON in.
 
-Shared by the upstream protocol, the connection state codec and the emulator.
+The one JSON codec of the extension, the testing helpers and the emulator.
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ def decode_json(text: str | bytes) -> Any:
     return _STRICT.decode(text)
 
 
-def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON. Raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
+def encode_json(value: Any, *, escape_lone_surrogates: bool = True) -> bytes:
+    """Compact UTF-8 JSON. Raises ``TypeError``/``ValueError`` for what JSON cannot hold, and
+    ``UnicodeEncodeError`` for a lone surrogate unless ``escape_lone_surrogates``."""
     try:
         return _COMPACT.encode(value).encode()
     except UnicodeEncodeError:
+        if not escape_lone_surrogates:
+            raise
         # A lone surrogate, as a client's "\ud800" escape decodes to: keep it escaped.
         return _COMPACT_ASCII.encode(value).encode()

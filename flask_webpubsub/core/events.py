@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .state import read_state_header
+from .wire import BINARY_CONTENT_TYPE, DataType
 
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
 #: A value that JSON can represent.
 JsonValue: TypeAlias = "dict[str, Any] | list[Any] | str | int | float | bool | None"
-#: How a user event's payload, or a reply, is typed on the wire.
-DataType = Literal["text", "json", "binary"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,7 @@ class UserEvent(WebPubSubEvent):
     data: JsonValue | bytes = None
     data_type: DataType = "binary"
     #: The media type the payload arrived with, without parameters.
-    content_type: str = "application/octet-stream"
+    content_type: str = BINARY_CONTENT_TYPE
     mqtt: MqttMessageProperties | None = None
 
     def _cloudevent_data(self) -> Any:
