@@ -14,25 +14,7 @@ from flask_webpubsub import WebPubSub
 from flask_webpubsub.testing import WebPubSubTestClient
 
 from . import secrets_guard
-
-#: Realistic keys: 44 characters, like the service's base64 keys.
-PRIMARY_KEY = "cHJpbWFyeS1rZXktZm9yLXRlc3RzLW9ubHktMDAwMDA="
-SECONDARY_KEY = "c2Vjb25kYXJ5LWtleS1mb3ItdGVzdHMtb25seS0wMDA="
-ENDPOINT = "https://contoso.webpubsub.azure.com"
-CONNECTION_STRING = f"Endpoint={ENDPOINT};AccessKey={PRIMARY_KEY};Version=1.0;"
-HOST = "contoso.webpubsub.azure.com"
-
-
-def make_app(**config: object) -> Flask:
-    """A bare app configured for the tests' service."""
-    app = Flask(__name__)
-    app.config.update(
-        TESTING=True,
-        WEBPUBSUB_CONNECTION_STRING=CONNECTION_STRING,
-        WEBPUBSUB_HUB="chat",
-    )
-    app.config.update(config)
-    return app
+from .support import PRIMARY_KEY, SECONDARY_KEY, make_app
 
 
 @pytest.fixture

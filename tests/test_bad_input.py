@@ -24,7 +24,7 @@ from flask_webpubsub.config import CONFIG_KEYS
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import PRIMARY_KEY, make_app
+from tests.support import PRIMARY_KEY, make_app
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 LIMIT: int = CONFIG_KEYS["WEBPUBSUB_MAX_BODY_BYTES"][0]

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from flask_webpubsub import UserEvent, WebPubSub
 from flask_webpubsub.core.signature import sign
 
-from .conftest import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
+from .support import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
 
 
 def flask_cli(app: Flask, *args: str) -> Result:

@@ -10,7 +10,7 @@ from flask import Flask
 
 from flask_webpubsub import ConfigurationError, WebPubSub
 
-from .conftest import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY, make_app
+from .support import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY, make_app
 
 
 @pytest.mark.parametrize(

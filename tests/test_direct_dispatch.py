@@ -29,7 +29,7 @@ from flask_webpubsub import (
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.errors import SignatureError
 from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
-from tests.conftest import CONNECTION_STRING, PRIMARY_KEY, make_app
+from tests.support import CONNECTION_STRING, PRIMARY_KEY, make_app
 
 
 def chat_app(direct: bool) -> Flask:
@@ -158,7 +158,7 @@ def test_handlers_have_an_app_context_but_no_request_context() -> None:
         return request.path
 
     connection = WebPubSubTestClient(app).connect(user_id="ann")
-    assert connection.user_event("context").body == b'{"app":"tests.conftest","g":true}'
+    assert connection.user_event("context").body == b'{"app":"tests.support","g":true}'
     # Flask's own "Working outside of request context." is a bug in the handler: a 500.
     assert connection.user_event("request").status == 500
 

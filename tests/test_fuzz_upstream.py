@@ -32,8 +32,8 @@ from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign, verify
 from flask_webpubsub.core.state import decode_state, encode_state
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
 from tests.secrets_guard import JWT
+from tests.support import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
 
 EXAMPLES = int(os.environ.get("WEBPUBSUB_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_webpubsub import ConfigurationError, Hub, UserEvent, WebPubSub
 from flask_webpubsub.testing import WebPubSubTestClient
 
-from .conftest import HOST, PRIMARY_KEY, make_app
+from .support import HOST, PRIMARY_KEY, make_app
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from flask_login import LoginManager, UserMixin, login_user
 
 from flask_webpubsub import NegotiateOptions, WebPubSub
 
-from .conftest import HOST, PRIMARY_KEY, make_app
+from .support import HOST, PRIMARY_KEY, make_app
 
 
 def decode(token: str, audience: str) -> dict[str, Any]:

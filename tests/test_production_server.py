@@ -13,8 +13,8 @@ import pytest
 
 from flask_webpubsub.testing import WebPubSubTestClient
 
-from .conftest import CONNECTION_STRING, SECONDARY_KEY
 from .hardening.procs import LOG_PROBLEMS, ServerProcess, free_port
+from .support import CONNECTION_STRING, SECONDARY_KEY
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

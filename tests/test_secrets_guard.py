@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_webpubsub.core.endpoint import ServiceEndpoint
 from flask_webpubsub.core.tokens import build_client_token
 
-from .conftest import PRIMARY_KEY
 from .secrets_guard import find_leaks
+from .support import PRIMARY_KEY
 
 
 def test_finds_keys_and_tokens() -> None:

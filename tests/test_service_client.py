@@ -14,7 +14,7 @@ from flask import Flask
 
 from flask_webpubsub import WebPubSub
 
-from .conftest import PRIMARY_KEY, make_app
+from .support import PRIMARY_KEY, make_app
 
 STATUSES = {"POST": 202, "PUT": 200, "DELETE": 204, "HEAD": 200}
 

@@ -14,7 +14,7 @@ from flask_webpubsub import ConnectEvent, ConnectResponse, UserEvent, WebPubSub
 from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 
-from .conftest import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY
+from .support import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY
 
 
 def test_an_mqtt_connection_stays_mqtt_after_connect(

@@ -12,7 +12,7 @@ from flask_webpubsub.core.errors import InvalidConnectionStringError, InvalidTok
 from flask_webpubsub.core.service import verify_token
 from flask_webpubsub.core.tokens import build_client_token, build_service_token, client_access_url
 
-from .conftest import PRIMARY_KEY, SECONDARY_KEY
+from .support import PRIMARY_KEY, SECONDARY_KEY
 
 
 @pytest.mark.parametrize(

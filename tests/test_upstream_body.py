@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 from flask_webpubsub import UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 
-from .conftest import PRIMARY_KEY
+from .support import PRIMARY_KEY
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from flask_webpubsub import (
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import HOST, PRIMARY_KEY
+from tests.support import HOST, PRIMARY_KEY
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from flask import Flask
 
 from flask_webpubsub import WebPubSub
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import HOST, PRIMARY_KEY, make_app
+from tests.support import HOST, PRIMARY_KEY, make_app
 
 OTHER = "other.webpubsub.azure.com"
 

@@ -11,7 +11,7 @@ import pytest
 from flask_webpubsub import ConnectEvent, DisconnectedEvent, UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import TestConnection, WebPubSubTestClient
-from tests.conftest import PRIMARY_KEY
+from tests.support import PRIMARY_KEY
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from flask_webpubsub import (
 )
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import PRIMARY_KEY
+from tests.support import PRIMARY_KEY
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"

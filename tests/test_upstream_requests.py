@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from flask_webpubsub import Hub, UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
+from tests.support import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
 
 
 def signed(event: str = "message", *, hub: str = "chat", **fields: Any) -> dict[str, str]:

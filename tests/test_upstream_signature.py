@@ -14,7 +14,7 @@ from flask_webpubsub import UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign, verify
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
+from tests.support import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
 
 VECTORS = [
     (

@@ -12,7 +12,7 @@ from flask_webpubsub import ConnectEvent, ConnectResponse, UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.state import EMPTY_STATE, decode_state, encode_state
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import PRIMARY_KEY
+from tests.support import PRIMARY_KEY
 
 VECTOR_STATE = {"a": {"x": 1}, "b": "\u00e9"}
 VECTOR = "eyJhIjp7IngiOjF9LCJiIjoiw6kifQ=="

@@ -11,7 +11,7 @@ from flask import Flask
 
 from example_app import create_app
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.conftest import CONNECTION_STRING
+from tests.support import CONNECTION_STRING
 
 from .fakes import ChatUsers, FakeService, ServiceSwitch
 

@@ -16,7 +16,7 @@ import pytest
 
 from example_app.__main__ import Options, options_from
 from example_app.server import ChatServer
-from tests.conftest import CONNECTION_STRING
+from tests.support import CONNECTION_STRING
 
 ROOT = Path(__file__).parents[2]
 
