@@ -31,9 +31,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         WEBPUBSUB_CONNECTION_STRING=os.environ.get("WEBPUBSUB_CONNECTION_STRING"),
         WEBPUBSUB_HUB="chat",
-        # The handlers need no request context (g and the DB teardown are app-context): serve
-        # the service's calls in front of Flask's request handling.
-        WEBPUBSUB_DIRECT_DISPATCH=True,
         CHAT_DATABASE=os.path.join(app.instance_path, "chat.sqlite3"),
         CHAT_ROOMS=["general", "random", "help"],
         CHAT_BANNED_NAMES=["admin", "root", "system", "moderator"],

@@ -183,8 +183,7 @@ def read_body(req: Request, limit: int) -> bytes:
             body: bytes = environ["wsgi.input"].read(size) if size else b""
             if len(body) != size:
                 raise MalformedEvent("The body ended before its Content-Length.")
-            environ["wsgi.input"] = io.BytesIO(body)
-            req._cached_data = body
+            _leave_for_flask(req, body)
             return body
     if cached is None:
         # Chunked, without a length, or already opened by someone else. One byte over the
@@ -195,9 +194,18 @@ def read_body(req: Request, limit: int) -> bytes:
             cached = req.get_data(cache=True)
         except RequestEntityTooLarge:
             raise too_large from None
+        _leave_for_flask(req, cached)
     if len(cached) > limit:
         raise too_large
     return bytes(cached)
+
+
+def _leave_for_flask(req: Request, body: bytes) -> None:
+    """Where ``get_data()`` (and so ``data``, ``get_json()``), ``stream`` and a WSGI middleware
+    around the app look for the body: they find it there, not an exhausted socket."""
+    req._cached_data = body
+    req.__dict__["stream"] = io.BytesIO(body)  # werkzeug's Request.stream is a cached property
+    req.environ["wsgi.input"] = io.BytesIO(body)
 
 
 def _user_event_reply(event: Any, result: Any) -> replies.Reply:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import jwt
@@ -15,12 +13,11 @@ from click.testing import Result
 from flask import Flask
 from flask.cli import FlaskGroup
 from websockets.sync.client import connect
-from werkzeug.serving import make_server
 
 from flask_webpubsub import UserEvent, WebPubSub
 from flask_webpubsub.core.signature import sign
 
-from .support import HOST, PRIMARY_KEY, SECONDARY_KEY, make_app
+from .support import HOST, PRIMARY_KEY, SECONDARY_KEY, base_url, free_port, make_app, serve
 
 
 def flask_cli(app: Flask, *args: str) -> Result:
@@ -105,36 +102,32 @@ def test_emulator_command_serves_the_apps_hub_with_its_key(tmp_path: Path) -> No
     """`flask webpubsub emulator` runs for real: a client with a token from the app connects,
     and the app's connect handler (signatures on) accepts the emulator's call."""
     seen: list[str] = []
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     connection_string = f"Endpoint=http://127.0.0.1:{port};AccessKey={PRIMARY_KEY};Version=1.0;"
     app = make_app(WEBPUBSUB_CONNECTION_STRING=connection_string)
     webpubsub = WebPubSub(app)
     webpubsub.on_connect(lambda event: seen.append(event.user_id))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
 
     (tmp_path / "emulated.py").write_text(EMULATOR_APP)
     env = {**os.environ, "TEST_CONNECTION_STRING": connection_string, "PYTHONPATH": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "emulated", "webpubsub", "emulator",
-         "--upstream", f"http://127.0.0.1:{server.server_port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert banner.startswith(f"Web PubSub emulator on http://127.0.0.1:{port}"), banner
-        with app.app_context():
-            url = webpubsub.get_client_access({"user_id": "alice"})["url"]
-        with connect(url, open_timeout=10) as client:
-            client.send("hello")
-        assert seen == ["alice"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=10)
-        server.shutdown()
+    with serve(app) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "emulated", "webpubsub", "emulator",
+             "--upstream", base_url(server)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+        )
+        try:
+            assert process.stdout is not None
+            banner = process.stdout.readline()
+            assert banner.startswith(f"Web PubSub emulator on http://127.0.0.1:{port}"), banner
+            with app.app_context():
+                url = webpubsub.get_client_access({"user_id": "alice"})["url"]
+            with connect(url, open_timeout=10) as client:
+                client.send("hello")
+            assert seen == ["alice"]
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=10)
     assert PRIMARY_KEY not in banner + output
     assert process.returncode == 0
 

@@ -8,13 +8,11 @@ requests only, and an app's before_request functions are never skipped.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, Response, abort, current_app, g, request, request_started
-from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_webpubsub import (
@@ -29,7 +27,7 @@ from flask_webpubsub import (
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.errors import SignatureError
 from flask_webpubsub.testing import HTTPResult, WebPubSubTestClient
-from tests.support import CONNECTION_STRING, PRIMARY_KEY, make_app
+from tests.support import CONNECTION_STRING, PRIMARY_KEY, base_url, make_app, serve
 
 
 def chat_app(direct: bool) -> Flask:
@@ -277,13 +275,8 @@ def test_testing_apps_propagate_unexpected_errors_as_flask_does() -> None:
 @pytest.fixture
 def served() -> Iterator[str]:
     """The direct-dispatch app on a real loopback server."""
-    server = make_server("127.0.0.1", 0, chat_app(direct=True), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    with serve(chat_app(direct=True)) as server:
+        yield base_url(server)
 
 
 def test_over_a_real_server(served: str) -> None:

@@ -3,18 +3,16 @@ reaches a real server through its base URL as well as an app through its test cl
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from flask_webpubsub import ConnectEvent, ConnectResponse, UserEvent, WebPubSub
 from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 
-from .support import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY
+from .support import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY, base_url, serve
 
 
 def test_an_mqtt_connection_stays_mqtt_after_connect(
@@ -76,11 +74,8 @@ def test_wrong_keys_fail_signature(webpubsub: WebPubSub, wps: WebPubSubTestClien
 
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve(app) as server:
+        yield base_url(server)
 
 
 def test_base_url_mode_talks_real_http(

@@ -4,28 +4,22 @@ Content-Length case straight from the server's stream, everything else through w
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from flask_webpubsub import UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 
-from .support import PRIMARY_KEY
+from .support import PRIMARY_KEY, serve
 
 
 @pytest.fixture
 def server(app: Flask, webpubsub: WebPubSub) -> Iterator[int]:
     webpubsub.on_user_event("echo")(lambda event: event.data)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield http.server_port
-    http.shutdown()
-    thread.join(5)
+    with serve(app) as http:
+        yield http.server_port
 
 
 def raw_request(port: int, extra_headers: str, body: bytes, *, close_after: bool = False) -> str:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import http.client
 import io
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from flask_webpubsub import Hub, UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.support import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app
+from tests.support import ENDPOINT, PRIMARY_KEY, SECONDARY_KEY, make_app, serve
 
 
 def signed(event: str = "message", *, hub: str = "chat", **fields: Any) -> dict[str, str]:
@@ -266,13 +264,8 @@ def test_chunked_bodies_are_limited_too(small_app: Flask, length: int, status: i
 @pytest.fixture
 def server(small_app: Flask) -> Iterator[int]:
     """The small app on a real loopback server; yields its port."""
-    httpd = make_server("127.0.0.1", 0, small_app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_port
-    httpd.shutdown()
-    thread.join(5)
-    httpd.server_close()
+    with serve(small_app) as httpd:
+        yield httpd.server_port
 
 
 @pytest.mark.parametrize(("length", "status"), [(60, 200), (100, 200), (101, 413), (5_000, 413)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from example_app.__main__ import Options, options_from
 from example_app.server import ChatServer
-from tests.support import CONNECTION_STRING
+from tests.support import CONNECTION_STRING, free_ports
 
 ROOT = Path(__file__).parents[2]
 
@@ -56,12 +55,6 @@ def test_with_a_connection_string_there_is_no_emulator(tmp_path: Path) -> None:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def read_until(process: subprocess.Popen[bytes], marker: str, seconds: float = 30) -> str:
     """The process's output up to ``marker`` (raw reads: no buffer for select to miss)."""
     assert process.stdout is not None
@@ -81,7 +74,7 @@ def read_until(process: subprocess.Popen[bytes], marker: str, seconds: float = 3
 
 
 def test_one_command_runs_the_chat_on_the_emulator() -> None:
-    port, emulator_port = free_port(), free_port()
+    port, emulator_port = free_ports(2)
     environ = {k: v for k, v in os.environ.items() if k != "WEBPUBSUB_CONNECTION_STRING"}
     environ.update(EXAMPLE_PORT=str(port), EMULATOR_PORT=str(emulator_port),
                    PYTHONPATH=str(ROOT))
