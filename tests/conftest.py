@@ -1,5 +1,5 @@
-"""Shared fixtures: a configured app with echoing handlers, its test client and the signed-event
-helper from :mod:`flask_webpubsub.testing`."""
+"""Shared fixtures: a configured app and its extension. Signed events for the app come from the
+package's own pytest plugin (``webpubsub_client``), as in any project that uses it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from flask import Flask
 
 from flask_webpubsub import WebPubSub
-from flask_webpubsub.testing import WebPubSubTestClient
 
 from . import secrets_guard
 from .support import PRIMARY_KEY, SECONDARY_KEY, make_app
@@ -28,12 +27,6 @@ def app() -> Flask:
 @pytest.fixture
 def webpubsub(app: Flask) -> WebPubSub:
     return app.extensions["webpubsub"].extension  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def wps(app: Flask) -> WebPubSubTestClient:
-    """Signed events for ``app``."""
-    return WebPubSubTestClient(app)
 
 
 # --- secrets guard: no access key or token in any log or CLI output of the whole run --------

@@ -16,19 +16,21 @@ from .support import CONNECTION_STRING, PRIMARY_KEY, SECONDARY_KEY, base_url, se
 
 
 def test_an_mqtt_connection_stays_mqtt_after_connect(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     @webpubsub.on_user_event("kind")
     def kind(event: UserEvent) -> str:
         return "mqtt" if event.is_mqtt else "websocket"
 
-    connection = wps.connect(mqtt={"protocol_version": 5, "username": "u", "password": "p"})
+    connection = webpubsub_client.connect(
+        mqtt={"protocol_version": 5, "username": "u", "password": "p"}
+    )
     assert connection.accepted
     assert connection.user_event("kind").data == "mqtt"
 
 
 def test_groups_and_state_follow_the_connection(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     @webpubsub.on_connect
     def connect(event: ConnectEvent) -> ConnectResponse:
@@ -39,7 +41,7 @@ def test_groups_and_state_follow_the_connection(
     def remember(event: UserEvent) -> None:
         event.state["seen"].append(event.data)
 
-    connection = wps.connect()
+    connection = webpubsub_client.connect()
     assert (connection.user_id, connection.groups, connection.roles) == ("bob", ["a"], ["r"])
     connection.group_joined("b")
     assert connection.groups == ["a", "b"]
@@ -50,7 +52,9 @@ def test_groups_and_state_follow_the_connection(
     assert connection.state == {"seen": ["x", "y"]}
 
 
-def test_repeated_headers_can_be_sent(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
+def test_repeated_headers_can_be_sent(
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
+) -> None:
     webpubsub.on_user_event("echo")(lambda event: event.data)
     pairs = [
         ("ce-type", "azure.webpubsub.user.echo"),
@@ -60,14 +64,16 @@ def test_repeated_headers_can_be_sent(webpubsub: WebPubSub, wps: WebPubSubTestCl
         ("ce-signature", sign("c1", [PRIMARY_KEY])),
         ("Content-Type", "text/plain"),
     ]
-    result = wps.post(pairs, b"twice")
+    result = webpubsub_client.post(pairs, b"twice")
     assert result.status == 200
     assert result.body == b"twice"
 
 
-def test_wrong_keys_fail_signature(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
-    wps.keys = [SECONDARY_KEY]
-    result = wps.connection().connect()
+def test_wrong_keys_fail_signature(
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
+) -> None:
+    webpubsub_client.keys = [SECONDARY_KEY]
+    result = webpubsub_client.connection().connect()
     assert result.status == 401
     assert result.reason == "Signature validation failed."
 

@@ -40,10 +40,10 @@ def seen(webpubsub: WebPubSub) -> list[Any]:
 
 
 def test_every_event_carries_the_connection_context(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
-    conn = wps.connection(user_id="alice", connection_id="conn-42",
-                          subprotocol="json.webpubsub.azure.v1")
+    conn = webpubsub_client.connection(user_id="alice", connection_id="conn-42",
+                                       subprotocol="json.webpubsub.azure.v1")
     conn.state = {"k": "v"}
     conn.connected()
     conn.user_event("chat", "hi")
@@ -69,18 +69,18 @@ def test_every_event_carries_the_connection_context(
 
 
 def test_anonymous_connections_have_no_user_id(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
-    wps.connection().user_event("m")
+    webpubsub_client.connection().user_event("m")
     headers = build_event_headers("m", hub="chat", connection_id="c", keys=[PRIMARY_KEY])
     headers["ce-userId"] = ""
-    wps.post(headers, b"")
+    webpubsub_client.post(headers, b"")
     assert [e.user_id for e in seen] == [None, None]
     assert seen[0].subprotocol is None
 
 
-def test_the_connect_event_fields(wps: WebPubSubTestClient, seen: list[Any]) -> None:
-    conn = wps.connection(user_id="alice")
+def test_the_connect_event_fields(webpubsub_client: WebPubSubTestClient, seen: list[Any]) -> None:
+    conn = webpubsub_client.connection(user_id="alice")
     conn.connect(
         claims={"role": ["admin", "user"], "iat": ["1"]},
         query={"access_token": ["t"], "room": ["a", "b"]},
@@ -101,18 +101,18 @@ def test_the_connect_event_fields(wps: WebPubSubTestClient, seen: list[Any]) -> 
 
 
 def test_lone_strings_in_connect_maps_read_as_one_item_lists(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     headers = build_event_headers("connect", hub="chat", connection_id="c", keys=[PRIMARY_KEY])
     body = b'{"claims":{"sub":"bob"},"query":{"a":"1"},"headers":{},"clientCertificates":null}'
-    assert wps.post(headers, body).status == 204
+    assert webpubsub_client.post(headers, body).status == 204
     assert (seen[0].claims, seen[0].query, seen[0].client_certificates) == (
         {"sub": ["bob"]}, {"a": ["1"]}, []
     )
 
 
-def test_the_mqtt_connect_event(wps: WebPubSubTestClient, seen: list[Any]) -> None:
-    conn = wps.connection(mqtt=True)
+def test_the_mqtt_connect_event(webpubsub_client: WebPubSubTestClient, seen: list[Any]) -> None:
+    conn = webpubsub_client.connection(mqtt=True)
     conn.connect(mqtt={
         "protocol_version": 5,
         "username": "device-1",
@@ -134,20 +134,20 @@ def test_the_mqtt_connect_event(wps: WebPubSubTestClient, seen: list[Any]) -> No
 
 
 def test_an_mqtt_connect_without_an_mqtt_object_defaults_to_3_1_1(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     headers = build_event_headers(
         "connect", hub="chat", connection_id="c", keys=[PRIMARY_KEY], subprotocol="mqtt",
         physical_connection_id="p",
     )
-    assert wps.post(headers, b"{}").status == 204
+    assert webpubsub_client.post(headers, b"{}").status == 204
     assert seen[0].mqtt == MqttConnectProperties(physical_connection_id="p")
 
 
 def test_mqtt_user_event_properties_come_from_mqtt_headers(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
-    conn = wps.connection(mqtt=True)
+    conn = webpubsub_client.connection(mqtt=True)
     conn.user_event("telemetry", b"\x01", content_type="application/cbor",
                     mqtt_user_properties=[MqttUserProperty("unit", "celsius"),
                                           MqttUserProperty("Sensor-ID", "42")])
@@ -162,8 +162,8 @@ def test_mqtt_user_event_properties_come_from_mqtt_headers(
     ]
 
 
-def test_mqtt_notification_events(wps: WebPubSubTestClient, seen: list[Any]) -> None:
-    conn = wps.connection(mqtt=True)
+def test_mqtt_notification_events(webpubsub_client: WebPubSubTestClient, seen: list[Any]) -> None:
+    conn = webpubsub_client.connection(mqtt=True)
     conn.connected()
     conn.group_joined("t")
     headers = build_event_headers(
@@ -174,7 +174,7 @@ def test_mqtt_notification_events(wps: WebPubSubTestClient, seen: list[Any]) -> 
     body = json.dumps(
         {"reason": "client closed", "mqtt": {"initiatedByClient": True, "disconnectPacket": packet}}
     ).encode()
-    assert wps.post(headers, body).status == 200
+    assert webpubsub_client.post(headers, body).status == 200
     connected, joined, disconnected = seen
     assert type(connected.mqtt) is MqttProperties
     assert connected.mqtt.session_id == conn.session_id
@@ -188,14 +188,14 @@ def test_mqtt_notification_events(wps: WebPubSubTestClient, seen: list[Any]) -> 
 
 
 def test_mqtt_disconnect_fields_of_the_wrong_type_read_as_none(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     headers = build_event_headers(
         "disconnected", hub="chat", connection_id="c", keys=[PRIMARY_KEY], subprotocol="mqtt",
         physical_connection_id="p",
     )
     body = b'{"reason":null,"mqtt":{"initiatedByClient":"yes","disconnectPacket":[1]}}'
-    assert wps.post(headers, body).status == 200
+    assert webpubsub_client.post(headers, body).status == 200
     assert seen[0].mqtt.initiated_by_client is None
     assert seen[0].mqtt.disconnect_packet is None
     assert seen[0].reason is None
@@ -221,9 +221,11 @@ def event_headers(event: str, **fields: Any) -> dict[str, str]:
     ],
 )
 def test_the_cloudevent_of_a_user_event(
-    wps: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes, data: Any
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes,
+    data: Any
 ) -> None:
-    assert wps.post(event_headers("message", content_type=content_type), body).status == 204
+    headers = event_headers("message", content_type=content_type)
+    assert webpubsub_client.post(headers, body).status == 204
     cloudevent = seen[0].cloudevent
     assert cloudevent is seen[0].cloudevent  # built once
     assert cloudevent["type"] == "azure.webpubsub.user.message"
@@ -241,12 +243,12 @@ def test_the_cloudevent_of_a_user_event(
 
 
 def test_the_cloudevent_of_connect_and_notifications(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     connect_body = {"claims": {"a": ["b"]}, "query": {}, "extra": 1}
-    wps.post(event_headers("connect"), json.dumps(connect_body).encode())
-    wps.post(event_headers("disconnected"), b'{"reason":"gone"}')
-    wps.post(event_headers("joined"), b'{"group":"g"}')
+    webpubsub_client.post(event_headers("connect"), json.dumps(connect_body).encode())
+    webpubsub_client.post(event_headers("disconnected"), b'{"reason":"gone"}')
+    webpubsub_client.post(event_headers("joined"), b'{"group":"g"}')
     connect, disconnected, joined = (e.cloudevent for e in seen)
     assert connect["type"] == "azure.webpubsub.sys.connect"
     assert connect.data == connect_body
@@ -255,21 +257,24 @@ def test_the_cloudevent_of_connect_and_notifications(
 
 
 def test_the_cloudevent_keeps_header_values_as_sent(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     headers = event_headers("message", content_type="text/plain")
     headers["ce-userId"] = "a%20b"
     headers["ce-signature"] = sign("conn1", [PRIMARY_KEY])
-    wps.post(headers, b"x")
+    webpubsub_client.post(headers, b"x")
     assert seen[0].cloudevent["userid"] == "a%20b"
     assert seen[0].user_id == "a%20b"
 
 
-def test_the_mqtt_password_is_exact_bytes(wps: WebPubSubTestClient, seen: list[Any]) -> None:
+def test_the_mqtt_password_is_exact_bytes(
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
+) -> None:
     headers = build_event_headers(
         "connect", hub="chat", connection_id="c", keys=[PRIMARY_KEY], subprotocol="mqtt",
         physical_connection_id="p",
     )
     password = base64.b64encode(bytes(range(256))).decode()
-    wps.post(headers, json.dumps({"mqtt": {"protocolVersion": 4, "password": password}}).encode())
+    body = json.dumps({"mqtt": {"protocolVersion": 4, "password": password}}).encode()
+    webpubsub_client.post(headers, body)
     assert seen[0].mqtt.password == bytes(range(256))

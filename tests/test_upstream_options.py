@@ -18,8 +18,8 @@ def client_for(**config: object) -> WebPubSubTestClient:
     return WebPubSubTestClient(app)
 
 
-def test_the_endpoint_host_is_allowed_by_default(wps: WebPubSubTestClient) -> None:
-    result = wps.options()
+def test_the_endpoint_host_is_allowed_by_default(webpubsub_client: WebPubSubTestClient) -> None:
+    result = webpubsub_client.options()
     assert result.status == 200
     assert result.headers["WebHook-Allowed-Origin"] == HOST
     assert result.body == b""
@@ -27,12 +27,12 @@ def test_the_endpoint_host_is_allowed_by_default(wps: WebPubSubTestClient) -> No
 
 @pytest.mark.parametrize("header", [None, "", "  ", " , ,"])
 def test_a_missing_origin_is_400_with_a_one_line_reason(
-    wps: WebPubSubTestClient, header: str | None
+    webpubsub_client: WebPubSubTestClient, header: str | None
 ) -> None:
     headers = {"ce-awpsversion": "1.0"}
     if header is not None:
         headers["WebHook-Request-Origin"] = header
-    result = wps.request("OPTIONS", headers, b"")
+    result = webpubsub_client.request("OPTIONS", headers, b"")
     assert result.status == 400
     assert result.body == b"Missing WebHook-Request-Origin header."
     assert result.headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -51,9 +51,9 @@ def test_a_missing_origin_is_400_with_a_one_line_reason(
     ],
 )
 def test_a_list_of_origins_is_split_on_commas_and_spaces(
-    wps: WebPubSubTestClient, header: str
+    webpubsub_client: WebPubSubTestClient, header: str
 ) -> None:
-    result = wps.options(header)
+    result = webpubsub_client.options(header)
     assert result.status == 200
     assert result.headers["WebHook-Allowed-Origin"] == HOST
 
@@ -62,9 +62,9 @@ def test_a_list_of_origins_is_split_on_commas_and_spaces(
     "origin", ["CONTOSO.WebPubSub.Azure.COM", f"{HOST}:443", f"{HOST}:8080", f"https://{HOST}:8443"]
 )
 def test_host_is_compared_case_insensitively_and_the_port_is_ignored(
-    wps: WebPubSubTestClient, origin: str
+    webpubsub_client: WebPubSubTestClient, origin: str
 ) -> None:
-    result = wps.options(origin)
+    result = webpubsub_client.options(origin)
     assert result.status == 200
     assert result.headers["WebHook-Allowed-Origin"] == origin
 
@@ -82,8 +82,10 @@ def test_an_endpoint_with_a_port_allows_its_host_on_any_port() -> None:
 @pytest.mark.parametrize(
     "origin", ["evil.example.com", f"{HOST}.evil.com", f"x{HOST}", "webpubsub.azure.com"]
 )
-def test_no_match_is_400_naming_the_origin(wps: WebPubSubTestClient, origin: str) -> None:
-    result = wps.options(origin)
+def test_no_match_is_400_naming_the_origin(
+    webpubsub_client: WebPubSubTestClient, origin: str
+) -> None:
+    result = webpubsub_client.options(origin)
     assert result.status == 400
     assert result.body.decode() == f"Origin {origin!r} is not allowed."
     assert "WebHook-Allowed-Origin" not in result.headers
@@ -105,8 +107,8 @@ def test_configured_origins_replace_the_endpoint_host() -> None:
     assert wps.options(HOST).status == 400
 
 
-def test_ce_awpsversion_is_not_required(wps: WebPubSubTestClient) -> None:
-    result = wps.request("OPTIONS", {"WebHook-Request-Origin": HOST}, b"")
+def test_ce_awpsversion_is_not_required(webpubsub_client: WebPubSubTestClient) -> None:
+    result = webpubsub_client.request("OPTIONS", {"WebHook-Request-Origin": HOST}, b"")
     assert result.status == 200
     assert result.headers["WebHook-Allowed-Origin"] == HOST
 

@@ -34,8 +34,8 @@ def seen(webpubsub: WebPubSub) -> list[Any]:
 
 
 @pytest.fixture
-def conn(wps: WebPubSubTestClient) -> TestConnection:
-    return wps.connection(user_id="alice")
+def conn(webpubsub_client: WebPubSubTestClient) -> TestConnection:
+    return webpubsub_client.connection(user_id="alice")
 
 
 def post(wps: WebPubSubTestClient, event: str, body: bytes, content_type: str | None) -> Any:
@@ -63,9 +63,10 @@ def post(wps: WebPubSubTestClient, event: str, body: bytes, content_type: str | 
     ],
 )
 def test_text_in_every_charset(
-    wps: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes, text: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes,
+    text: str
 ) -> None:
-    assert post(wps, "message", body, content_type).status == 204
+    assert post(webpubsub_client, "message", body, content_type).status == 204
     event = seen[0]
     assert (event.data, event.data_type, event.content_type) == (text, "text", "text/plain")
 
@@ -86,9 +87,10 @@ def test_text_in_every_charset(
     ],
 )
 def test_json_payloads(
-    wps: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes, value: Any
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes,
+    value: Any
 ) -> None:
-    assert post(wps, "message", body, content_type).status == 204
+    assert post(webpubsub_client, "message", body, content_type).status == 204
     event = seen[0]
     assert (event.data, event.data_type, event.content_type) == (value, "json", "application/json")
 
@@ -98,9 +100,9 @@ def test_json_payloads(
 )
 @pytest.mark.parametrize("content_type", ["application/octet-stream", None, ""])
 def test_binary_payloads_stay_bytes(
-    wps: WebPubSubTestClient, seen: list[Any], body: bytes, content_type: str | None
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], body: bytes, content_type: str | None
 ) -> None:
-    assert post(wps, "message", body, content_type).status == 204
+    assert post(webpubsub_client, "message", body, content_type).status == 204
     event = seen[0]
     assert type(event.data) is bytes
     assert (event.data, event.data_type, event.content_type) == (
@@ -121,9 +123,9 @@ def test_binary_payloads_stay_bytes(
     ],
 )
 def test_mqtt_media_types_arrive_as_bytes_with_the_media_type(
-    wps: WebPubSubTestClient, seen: list[Any], content_type: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], content_type: str
 ) -> None:
-    conn = wps.connection(mqtt=True)
+    conn = webpubsub_client.connection(mqtt=True)
     body = b"\x01\x02 payload \xe9"
     assert conn.user_event("telemetry", body, content_type=content_type).status == 204
     event = seen[0]
@@ -156,9 +158,10 @@ def test_mqtt_media_types_arrive_as_bytes_with_the_media_type(
     ],
 )
 def test_malformed_user_event_payloads_are_400(
-    wps: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes, reason: str | None
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], content_type: str, body: bytes,
+    reason: str | None
 ) -> None:
-    result = post(wps, "message", body, content_type)
+    result = post(webpubsub_client, "message", body, content_type)
     if reason is None:  # an empty charset parameter means the default, UTF-8
         assert result.status == 204
         return
@@ -191,18 +194,18 @@ def test_malformed_user_event_payloads_are_400(
     ],
 )
 def test_malformed_connect_bodies_are_400(
-    wps: WebPubSubTestClient, seen: list[Any], body: bytes, reason: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], body: bytes, reason: str
 ) -> None:
-    result = post(wps, "connect", body, "application/json")
+    result = post(webpubsub_client, "connect", body, "application/json")
     assert (result.status, result.reason) == (400, reason)
     assert seen == []
 
 
 @pytest.mark.parametrize("body", [b"", b"  ", b"{}", b'{"unknownField": [1, {"x": 2}]}'])
 def test_a_connect_body_with_no_known_fields_is_accepted(
-    wps: WebPubSubTestClient, seen: list[Any], body: bytes
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], body: bytes
 ) -> None:
-    assert post(wps, "connect", body, "application/json").status == 204
+    assert post(webpubsub_client, "connect", body, "application/json").status == 204
     event = seen[0]
     assert (event.claims, event.query, event.headers, event.subprotocols) == ({}, {}, {}, [])
 
@@ -224,20 +227,20 @@ def test_a_connect_body_with_no_known_fields_is_accepted(
     ],
 )
 def test_malformed_mqtt_connect_bodies_are_400(
-    wps: WebPubSubTestClient, seen: list[Any], mqtt: str, reason: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], mqtt: str, reason: str
 ) -> None:
     headers = build_event_headers(
         "connect", hub="chat", connection_id="c", keys=[PRIMARY_KEY], subprotocol="mqtt",
         physical_connection_id="p1", content_type="application/json",
     )
-    result = wps.post(headers, f'{{"mqtt":{mqtt}}}'.encode())
+    result = webpubsub_client.post(headers, f'{{"mqtt":{mqtt}}}'.encode())
     assert (result.status, result.reason) == (400, reason)
     assert seen == []
 
 
 @pytest.mark.parametrize("body", [b"{", b"[1]", b"\xff", b'"x"', b"[" * 50_000])
 def test_malformed_notification_bodies_are_logged_never_an_error(
-    conn: TestConnection, wps: WebPubSubTestClient, seen: list[Any], body: bytes,
+    conn: TestConnection, webpubsub_client: WebPubSubTestClient, seen: list[Any], body: bytes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     headers = build_event_headers(
@@ -245,18 +248,18 @@ def test_malformed_notification_bodies_are_logged_never_an_error(
         content_type="application/json",
     )
     with caplog.at_level(logging.WARNING, "flask_webpubsub"):
-        result = wps.post(headers, body)
+        result = webpubsub_client.post(headers, body)
     assert (result.status, result.body) == (200, b"")
     assert [(type(e), e.reason) for e in seen] == [(DisconnectedEvent, None)]
     assert "Ignoring the" in caplog.text
 
 
 def test_a_disconnected_reason_of_the_wrong_type_reads_as_none(
-    wps: WebPubSubTestClient, seen: list[Any]
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
     headers = build_event_headers(
         "disconnected", hub="chat", connection_id="c", keys=[PRIMARY_KEY],
         content_type="application/json",
     )
-    assert wps.post(headers, b'{"reason":{"nested":1}}').status == 200
+    assert webpubsub_client.post(headers, b'{"reason":{"nested":1}}').status == 200
     assert seen[0].reason is None

@@ -61,22 +61,25 @@ def reply_to(webpubsub: WebPubSub, wps: WebPubSubTestClient, value: Any) -> Any:
     ],
 )
 def test_user_event_replies(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, value: Any, content_type: str, body: bytes
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, value: Any, content_type: str,
+    body: bytes
 ) -> None:
-    result = reply_to(webpubsub, wps, value)
+    result = reply_to(webpubsub, webpubsub_client, value)
     assert result.status == 200
     assert result.headers["Content-Type"] == content_type
     assert result.body == body
 
 
-def test_none_is_204_with_no_body(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
-    result = reply_to(webpubsub, wps, None)
+def test_none_is_204_with_no_body(
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
+) -> None:
+    result = reply_to(webpubsub, webpubsub_client, None)
     assert (result.status, result.body, result.data) == (204, b"", None)
     assert "Content-Type" not in result.headers
 
 
-def test_an_event_with_no_handler_is_204(wps: WebPubSubTestClient) -> None:
-    assert wps.connection().user_event("nobody-listens", "x").status == 204
+def test_an_event_with_no_handler_is_204(webpubsub_client: WebPubSubTestClient) -> None:
+    assert webpubsub_client.connection().user_event("nobody-listens", "x").status == 204
 
 
 @pytest.mark.parametrize(
@@ -93,38 +96,38 @@ def test_an_event_with_no_handler_is_204(wps: WebPubSubTestClient) -> None:
     ],
 )
 def test_a_wrong_return_type_is_500_and_logged_naming_it(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, value: Any, named: str,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, value: Any, named: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        result = reply_to(webpubsub, wps, value)
+        result = reply_to(webpubsub, webpubsub_client, value)
     assert (result.status, result.body) == (500, GENERIC)
     assert named in caplog.text
     assert "ask handler" in caplog.text
 
 
 def test_the_log_for_a_wrong_type_says_what_is_allowed(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, caplog: pytest.LogCaptureFixture
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        reply_to(webpubsub, wps, (1, 2))
+        reply_to(webpubsub, webpubsub_client, (1, 2))
     assert "returned tuple; return str (text), bytes (binary), a dict, list" in caplog.text
 
 
 # Connect replies -----------------------------------------------------------------------------
 
 
-def test_connect_with_no_handler_is_204(wps: WebPubSubTestClient) -> None:
-    result = wps.connection().connect()
+def test_connect_with_no_handler_is_204(webpubsub_client: WebPubSubTestClient) -> None:
+    result = webpubsub_client.connection().connect()
     assert (result.status, result.body) == (204, b"")
 
 
 @pytest.mark.parametrize("value", [None, ConnectResponse()])
 def test_connect_with_nothing_to_set_is_204(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, value: Any
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, value: Any
 ) -> None:
     webpubsub.on_connect(lambda event: value)
-    result = wps.connection().connect()
+    result = webpubsub_client.connection().connect()
     assert (result.status, result.body) == (204, b"")
     assert "Content-Type" not in result.headers
 
@@ -148,10 +151,11 @@ def test_connect_with_nothing_to_set_is_204(
     ],
 )
 def test_connect_with_fields_is_200_compact_json_with_only_those_fields(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, response: ConnectResponse, body: bytes
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, response: ConnectResponse,
+    body: bytes
 ) -> None:
     webpubsub.on_connect(lambda event: response)
-    conn = wps.connection()
+    conn = webpubsub_client.connection()
     result = conn.connect(subprotocols=["json.webpubsub.azure.v1", "other"])
     assert result.status == 200
     assert result.headers["Content-Type"] == JSON
@@ -162,12 +166,12 @@ def test_connect_with_fields_is_200_compact_json_with_only_those_fields(
 
 
 def test_connect_may_set_mqtt_user_properties(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     webpubsub.on_connect(
         lambda event: ConnectResponse(mqtt_user_properties=[MqttUserProperty("k", "v")])
     )
-    result = wps.connection(mqtt=True).connect(mqtt={"protocol_version": 5})
+    result = webpubsub_client.connection(mqtt=True).connect(mqtt={"protocol_version": 5})
     assert result.status == 200
     assert result.body == b'{"mqtt":{"userProperties":[{"name":"k","value":"v"}]}}'
 
@@ -177,12 +181,12 @@ def test_connect_may_set_mqtt_user_properties(
     [([], "json.webpubsub.azure.v1"), (["a"], "b"), (["A"], "a")],
 )
 def test_a_subprotocol_the_client_did_not_ask_for_is_500(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, requested: list[str], chosen: str,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, requested: list[str], chosen: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     webpubsub.on_connect(lambda event: ConnectResponse(subprotocol=chosen))
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        result = wps.connection().connect(subprotocols=requested)
+        result = webpubsub_client.connection().connect(subprotocols=requested)
     assert (result.status, result.body) == (500, GENERIC)
     assert "is not one the client asked for" in caplog.text
 
@@ -198,12 +202,12 @@ def test_a_subprotocol_the_client_did_not_ask_for_is_500(
     ],
 )
 def test_a_wrong_connect_return_value_is_500_and_logged(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, value: Any, named: str,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, value: Any, named: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     webpubsub.on_connect(lambda event: value)
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        result = wps.connection().connect()
+        result = webpubsub_client.connection().connect()
     assert (result.status, result.body) == (500, GENERIC)
     assert named in caplog.text
 
@@ -223,10 +227,11 @@ def test_a_wrong_connect_return_value_is_500_and_logged(
     ],
 )
 def test_connect_rejection_carries_the_status_and_reason_as_text(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, reject: Any, status: int, reason: str | None
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, reject: Any, status: int,
+    reason: str | None
 ) -> None:
     webpubsub.on_connect(lambda event: reject())
-    conn = wps.connect()
+    conn = webpubsub_client.connect()
     assert conn.result is not None
     assert not conn.accepted
     assert conn.result.status == status
@@ -243,20 +248,20 @@ def _raise(exc: Exception) -> None:
 
 
 def test_abort_with_a_response_is_sent_as_is(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     from flask import Response
 
     webpubsub.on_connect(lambda event: abort(Response("custom", status=418)))
-    result = wps.connection().connect()
+    result = webpubsub_client.connection().connect()
     assert (result.status, result.body) == (418, b"custom")
 
 
 def test_a_user_event_handler_may_abort_too(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     webpubsub.on_user_event("send")(lambda event: abort(403, "not in that group"))
-    result = wps.connection().user_event("send", "x")
+    result = webpubsub_client.connection().user_event("send", "x")
     assert (result.status, result.reason) == (403, "not in that group")
 
 
@@ -269,10 +274,11 @@ def test_a_user_event_handler_may_abort_too(
     ],
 )
 def test_mqtt_rejection_codes(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, version: int, status: int, code: int
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, version: int, status: int,
+    code: int
 ) -> None:
     webpubsub.on_connect(lambda event: abort(status, "no entry"))
-    result = wps.connection(mqtt=True).connect(mqtt={"protocol_version": version})
+    result = webpubsub_client.connection(mqtt=True).connect(mqtt={"protocol_version": version})
     assert result.status == status
     assert result.headers["Content-Type"] == JSON
     assert result.body == f'{{"mqtt":{{"code":{code},"reason":"no entry"}}}}'.encode()
@@ -281,21 +287,21 @@ def test_mqtt_rejection_codes(
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_an_explicit_mqtt_code(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, version: int
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, version: int
 ) -> None:
     webpubsub.on_connect(lambda event: _raise(ConnectRejection(403, "quota", mqtt_code=151)))
-    result = wps.connection(mqtt=True).connect(mqtt={"protocol_version": version})
+    result = webpubsub_client.connection(mqtt=True).connect(mqtt={"protocol_version": version})
     assert (result.status, result.mqtt_code, result.reason) == (403, 151, "quota")
 
 
 @pytest.mark.parametrize(("version", "code"), [(4, 3), (5, 128)])
 def test_an_mqtt_connect_handler_error_is_500_with_the_server_error_code(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, version: int, code: int,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, version: int, code: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     webpubsub.on_connect(lambda event: 1 / 0)
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        result = wps.connection(mqtt=True).connect(mqtt={"protocol_version": version})
+        result = webpubsub_client.connection(mqtt=True).connect(mqtt={"protocol_version": version})
     assert result.status == 500
     assert result.body == f'{{"mqtt":{{"code":{code},"reason":"Internal server error."}}}}'.encode()
     assert "ZeroDivisionError" in caplog.text
@@ -314,7 +320,7 @@ def test_an_mqtt_connect_handler_error_is_500_with_the_server_error_code(
     ],
 )
 def test_the_mqtt_detection_rule(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, subprotocol: str | None,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, subprotocol: str | None,
     physical_id: str | None, is_mqtt: bool,
 ) -> None:
     seen: list[ConnectEvent] = []
@@ -328,7 +334,7 @@ def test_the_mqtt_detection_rule(
         "connect", hub="chat", connection_id="c1", keys=[PRIMARY_KEY], subprotocol=subprotocol,
         physical_connection_id=physical_id, content_type="application/json",
     )
-    result = wps.post(headers, b'{"mqtt":{"protocolVersion":5}}')
+    result = webpubsub_client.post(headers, b'{"mqtt":{"protocolVersion":5}}')
     assert seen[0].is_mqtt is is_mqtt
     if is_mqtt:
         assert result.body == b'{"mqtt":{"code":135,"reason":"who are you"}}'
@@ -348,7 +354,7 @@ def _fail(event: Any) -> None:
     [_fail, lambda event: abort(403, "nope"), lambda event: "ignored", lambda event: {1, 2}],
 )
 def test_notifications_are_always_200_empty(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, handler: Any,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, handler: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     for register in (
@@ -356,7 +362,7 @@ def test_notifications_are_always_200_empty(
         webpubsub.on_group_joined, webpubsub.on_group_left,
     ):
         register(handler)
-    conn = wps.connection()
+    conn = webpubsub_client.connection()
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
         results = [conn.connected(), conn.group_joined("g"), conn.group_left("g"),
                    conn.disconnected("bye")]
@@ -370,11 +376,12 @@ def test_notifications_are_always_200_empty(
 
 @pytest.mark.parametrize("kind", ["connect", "user event"])
 def test_an_exception_in_a_blocking_handler_is_a_generic_500_logged_with_the_traceback(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, kind: str, caplog: pytest.LogCaptureFixture,
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, kind: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     webpubsub.on_connect(_fail)
     webpubsub.on_user_event(_fail)
-    conn = wps.connection()
+    conn = webpubsub_client.connection()
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
         result = conn.connect() if kind == "connect" else conn.user_event("m", "x")
     assert (result.status, result.body) == (500, GENERIC)
@@ -388,13 +395,13 @@ def test_an_exception_in_a_blocking_handler_is_a_generic_500_logged_with_the_tra
 
 
 def test_an_http_exception_that_is_not_an_error_is_500(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, caplog: pytest.LogCaptureFixture
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     from werkzeug.routing import RequestRedirect
 
     webpubsub.on_user_event(lambda event: _raise(RequestRedirect("http://x/")))
     with caplog.at_level(logging.ERROR, "flask_webpubsub"):
-        result = wps.connection().user_event("m", "x")
+        result = webpubsub_client.connection().user_event("m", "x")
     assert (result.status, result.body) == (500, GENERIC)
     assert "not an error status" in caplog.text
 
@@ -402,7 +409,7 @@ def test_an_http_exception_that_is_not_an_error_is_500(
 # Handler kinds and selection ----------------------------------------------------------------
 
 
-def test_async_handlers(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
+def test_async_handlers(webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient) -> None:
     calls: list[str] = []
 
     @webpubsub.on_connect
@@ -422,7 +429,7 @@ def test_async_handlers(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
     async def disconnected(event: Any) -> None:
         raise RuntimeError("async notification failures are logged too")
 
-    conn = wps.connect()
+    conn = webpubsub_client.connect()
     assert conn.user_id == "async-user"
     assert conn.state == {"via": "async"}
     assert calls == ["connected"]
@@ -430,19 +437,19 @@ def test_async_handlers(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
     assert conn.disconnected().status == 200
 
 
-def test_async_rejection(webpubsub: WebPubSub, wps: WebPubSubTestClient) -> None:
+def test_async_rejection(webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient) -> None:
     @webpubsub.on_connect
     async def connect(event: ConnectEvent) -> None:
         abort(401, "async no")
 
-    conn = wps.connect()
+    conn = webpubsub_client.connect()
     assert conn.result is not None
     assert (conn.result.status, conn.result.reason) == (401, "async no")
 
 
 @pytest.mark.parametrize("bare", [True, False])
 def test_the_catch_all_gets_events_without_their_own_handler(
-    webpubsub: WebPubSub, wps: WebPubSubTestClient, bare: bool
+    webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient, bare: bool
 ) -> None:
     def catch_all(event: UserEvent) -> str:
         return f"any:{event.event_name}"
@@ -452,19 +459,19 @@ def test_the_catch_all_gets_events_without_their_own_handler(
     else:
         webpubsub.on_user_event()(catch_all)
     webpubsub.on_user_event("special")(lambda event: "special")
-    conn = wps.connection()
+    conn = webpubsub_client.connection()
     assert conn.user_event("special").data == "special"
     assert conn.user_event("other").data == "any:other"
     assert conn.user_event("message").data == "any:message"
 
 
 def test_group_joined_and_left_handlers(
-    app: Flask, webpubsub: WebPubSub, wps: WebPubSubTestClient
+    app: Flask, webpubsub: WebPubSub, webpubsub_client: WebPubSubTestClient
 ) -> None:
     seen: list[Any] = []
     webpubsub.on_group_joined(seen.append)
     webpubsub.on_group_left(seen.append)
-    conn = wps.connection(user_id="bob")
+    conn = webpubsub_client.connection(user_id="bob")
     assert conn.group_joined("room 1").status == 200
     assert conn.group_left("room 1").status == 200
     joined, left = seen

@@ -45,22 +45,24 @@ def seen(webpubsub: WebPubSub) -> list[Any]:
 @pytest.mark.parametrize("name", ["ce-type", "ce-hub"])
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_missing_required_attributes_are_400(
-    wps: WebPubSubTestClient, seen: list[Any], name: str, value: str | None
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], name: str, value: str | None
 ) -> None:
     headers = signed()
     del headers[name]
     if value is not None:
         headers[name] = value
-    result = wps.post(headers, b"x")
+    result = webpubsub_client.post(headers, b"x")
     assert (result.status, result.reason) == (400, f"Missing required header {name}.")
     assert result.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert seen == []
 
 
-def test_a_missing_connection_id_is_400(wps: WebPubSubTestClient, seen: list[Any]) -> None:
+def test_a_missing_connection_id_is_400(
+    webpubsub_client: WebPubSubTestClient, seen: list[Any]
+) -> None:
     headers = signed()
     del headers["ce-connectionId"]
-    result = wps.post(headers, b"x")
+    result = webpubsub_client.post(headers, b"x")
     assert (result.status, result.reason) == (400, "Missing required header ce-connectionId.")
     assert seen == []
 
@@ -76,15 +78,15 @@ def test_a_missing_connection_id_is_400(wps: WebPubSubTestClient, seen: list[Any
     ],
 )
 def test_a_type_outside_the_web_pubsub_events_is_400(
-    wps: WebPubSubTestClient, seen: list[Any], ce_type: str, reason: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], ce_type: str, reason: str
 ) -> None:
-    result = wps.post({**signed(), "ce-type": ce_type}, b"x")
+    result = webpubsub_client.post({**signed(), "ce-type": ce_type}, b"x")
     assert (result.status, result.reason) == (400, reason)
     assert seen == []
 
 
-def test_a_long_type_is_clipped_in_the_reason(wps: WebPubSubTestClient) -> None:
-    result = wps.post({**signed(), "ce-type": "x" * 5000}, b"x")
+def test_a_long_type_is_clipped_in_the_reason(webpubsub_client: WebPubSubTestClient) -> None:
+    result = webpubsub_client.post({**signed(), "ce-type": "x" * 5000}, b"x")
     assert result.status == 400
     assert len(result.body) < 200
 
@@ -94,26 +96,27 @@ def test_a_long_type_is_clipped_in_the_reason(wps: WebPubSubTestClient) -> None:
     ["azure.webpubsub.sys.reconnected", "azure.webpubsub.sys.", "azure.webpubsub.gp.renamed"],
 )
 def test_unknown_sys_and_gp_types_are_200_empty_and_logged(
-    wps: WebPubSubTestClient, seen: list[Any], ce_type: str, caplog: pytest.LogCaptureFixture
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], ce_type: str,
+    caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, "flask_webpubsub"):
-        result = wps.post({**signed(), "ce-type": ce_type}, b"{}")
+        result = webpubsub_client.post({**signed(), "ce-type": ce_type}, b"{}")
     assert (result.status, result.body) == (200, b"")
     assert seen == []
     assert ce_type in caplog.text
 
 
-def test_an_unknown_hub_is_404(wps: WebPubSubTestClient, seen: list[Any]) -> None:
-    result = wps.post(signed(hub="elsewhere"), b"x")
+def test_an_unknown_hub_is_404(webpubsub_client: WebPubSubTestClient, seen: list[Any]) -> None:
+    result = webpubsub_client.post(signed(hub="elsewhere"), b"x")
     assert (result.status, result.reason) == (404, "No handlers for hub 'elsewhere'.")
     assert seen == []
 
 
 @pytest.mark.parametrize("hub", ["chat", "CHAT", "Chat", "cHaT"])
 def test_the_hub_matches_case_insensitively(
-    wps: WebPubSubTestClient, seen: list[Any], hub: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], hub: str
 ) -> None:
-    assert wps.post({**signed(), "ce-hub": hub}, b"x").status == 204
+    assert webpubsub_client.post({**signed(), "ce-hub": hub}, b"x").status == 204
     assert seen[0].hub == hub
 
 
@@ -140,7 +143,7 @@ def _recase(name: str, style: str) -> str:
 
 @pytest.mark.parametrize("style", ["lower", "upper", "alternating"])
 def test_header_names_are_case_insensitive(
-    wps: WebPubSubTestClient, seen: list[Any], style: str
+    webpubsub_client: WebPubSubTestClient, seen: list[Any], style: str
 ) -> None:
     headers = signed(
         "echo",
@@ -150,7 +153,7 @@ def test_header_names_are_case_insensitive(
         origin="contoso.webpubsub.azure.com",
         content_type="text/plain; charset=utf-8",
     )
-    result = wps.post({_recase(k, style): v for k, v in headers.items()}, b"hi")
+    result = webpubsub_client.post({_recase(k, style): v for k, v in headers.items()}, b"hi")
     assert result.status == 204
     event = seen[0]
     assert isinstance(event, UserEvent)
