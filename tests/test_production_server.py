@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.hardening.procs import LOG_PROBLEMS, ServerProcess
 from flask_webpubsub.testing import WebPubSubTestClient
 
-from .hardening.procs import LOG_PROBLEMS, ServerProcess, free_port
-from .support import CONNECTION_STRING, SECONDARY_KEY
+from .support import CONNECTION_STRING, SECONDARY_KEY, free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

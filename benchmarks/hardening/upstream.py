@@ -1,6 +1,6 @@
 """Upstream load: the example chat under gunicorn (or granian, the server the README recommends
 for production), the emulator as its service, both in subprocesses, driven by
-:mod:`tests.hardening.load`.
+:mod:`benchmarks.hardening.load`.
 
 Each simulated client holds one real WebSocket connection to the emulator (so the app's REST
 calls, which move connections between groups, find it) and, over that connection's id, plays
@@ -34,7 +34,6 @@ from websockets.typing import Subprotocol
 
 from flask_webpubsub.core.endpoint import ServiceEndpoint
 from flask_webpubsub.core.tokens import build_client_token
-from tests import secrets_guard
 
 from .load import LoadResult, Scenario, run_load
 from .procs import (
@@ -292,10 +291,15 @@ async def _drive(
     )
 
 
-def run_upstream_load(settings: UpstreamSettings) -> UpstreamReport:
-    """Start the app's server and the emulator, drive them, stop them; the figures."""
-    key = secrets.token_urlsafe(32)
-    secrets_guard.KNOWN_KEYS.add(key)
+def run_upstream_load(
+    settings: UpstreamSettings, access_key: str | None = None
+) -> UpstreamReport:
+    """Start the app's server and the emulator, drive them, stop them; the figures.
+
+    ``access_key``: the emulator's key (a fresh random one when None), for a caller that has
+    to know it, such as a test run that checks no key reaches its output.
+    """
+    key = access_key or secrets.token_urlsafe(32)
     app_port, emulator_port = free_ports(2)
     endpoint = ServiceEndpoint(f"http://127.0.0.1:{emulator_port}", key)
     with tempfile.TemporaryDirectory(prefix="hardening-upstream-") as work:
@@ -336,7 +340,7 @@ def _start_server(
     log = directory / f"{settings.server}.log"
     if settings.server == "granian":
         return start_granian(
-            "tests.hardening.chat_wsgi:app", port, log, workers=settings.workers,
+            "benchmarks.hardening.chat_wsgi:app", port, log, workers=settings.workers,
             env={**env, "HARDENING_CHAT_CONFIG": json.dumps(config)},
         )
     # gunicorn calls the factory with literal arguments itself.

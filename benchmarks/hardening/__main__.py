@@ -1,4 +1,4 @@
-"""``python -m tests.hardening --long``: both long load runs, figures in docs/hardening.md.
+"""``python -m benchmarks.hardening --long``: both long load runs, figures in docs/hardening.md.
 
 Without ``--long`` it runs the short forms (the ones the test suite runs) and prints their
 figures. The upstream run is made twice, under gunicorn (sync workers, as issue 8 asks) and
@@ -78,7 +78,9 @@ class Monitor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.hardening", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.hardening", description=__doc__
+    )
     parser.add_argument("--long", action="store_true", help="the long forms; writes the report")
     parser.add_argument("--only", choices=("upstream", "gunicorn", "granian", "churn"))
     parser.add_argument("--output", type=Path, default=procs.REPO / "docs" / "hardening.md",

@@ -11,7 +11,7 @@ percentiles, every non-2xx reply, transport error and application error, and the
 resident memory (from /proc, for the given process and its children) after warm-up and at the
 end.
 
-    python -m tests.hardening.load --url http://127.0.0.1:8000/eventhandler \
+    python -m benchmarks.hardening.load --url http://127.0.0.1:8000/eventhandler \
         --connection-string "$WEBPUBSUB_CONNECTION_STRING" --hub chat --pid $(pgrep -o gunicorn)
 """
 

@@ -1,5 +1,5 @@
 """The example chat as a module-level WSGI app, for servers that cannot pass arguments to a
-factory (granian): ``tests.hardening.chat_wsgi:app``, configured by the JSON object in
+factory (granian): ``benchmarks.hardening.chat_wsgi:app``, configured by the JSON object in
 ``HARDENING_CHAT_CONFIG`` (SECRET_KEY and WEBPUBSUB_CONNECTION_STRING come from the
 environment, as ``create_app`` reads them)."""
 

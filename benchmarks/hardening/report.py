@@ -10,7 +10,7 @@ from .churn import ChurnReport
 from .procs import Machine
 from .upstream import UpstreamReport
 
-COMMAND = ".venv/bin/python -m tests.hardening --long"
+COMMAND = ".venv/bin/python -m benchmarks.hardening --long"
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def render_upstream(report: UpstreamReport) -> str:
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     app = (
-        "`tests.hardening.chat_wsgi:app`" if settings.server == "granian"
+        "`benchmarks.hardening.chat_wsgi:app`" if settings.server == "granian"
         else "`example_app:create_app({...})`"
     )
     prose = _paragraph(f"""{settings.server_description} serves the example chat ({app}) on
