@@ -29,6 +29,19 @@ def webpubsub(app: Flask) -> WebPubSub:
     return app.extensions["webpubsub"].extension  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def seen(webpubsub: WebPubSub) -> list[Any]:
+    """Every event that reaches the default hub, in order: a handler for each kind records it
+    and replies nothing."""
+    events: list[Any] = []
+    for register in (
+        webpubsub.on_connect, webpubsub.on_connected, webpubsub.on_disconnected,
+        webpubsub.on_group_joined, webpubsub.on_group_left, webpubsub.on_user_event,
+    ):
+        register(events.append)
+    return events
+
+
 # --- secrets guard: no access key or token in any log or CLI output of the whole run --------
 
 secrets_guard.KNOWN_KEYS.update({PRIMARY_KEY, SECONDARY_KEY})

@@ -20,23 +20,11 @@ from flask_webpubsub import (
     MqttProperties,
     MqttUserProperty,
     UserEvent,
-    WebPubSub,
 )
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign
 from flask_webpubsub.testing import WebPubSubTestClient
 from tests.support import HOST, PRIMARY_KEY
-
-
-@pytest.fixture
-def seen(webpubsub: WebPubSub) -> list[Any]:
-    events: list[Any] = []
-    for register in (
-        webpubsub.on_connect, webpubsub.on_connected, webpubsub.on_disconnected,
-        webpubsub.on_group_joined, webpubsub.on_group_left, webpubsub.on_user_event,
-    ):
-        register(events.append)
-    return events
 
 
 def test_every_event_carries_the_connection_context(

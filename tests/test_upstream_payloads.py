@@ -8,29 +8,10 @@ from typing import Any
 
 import pytest
 
-from flask_webpubsub import ConnectEvent, DisconnectedEvent, UserEvent, WebPubSub
+from flask_webpubsub import DisconnectedEvent
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.testing import TestConnection, WebPubSubTestClient
 from tests.support import PRIMARY_KEY
-
-
-@pytest.fixture
-def seen(webpubsub: WebPubSub) -> list[Any]:
-    events: list[Any] = []
-
-    @webpubsub.on_user_event
-    def record(event: UserEvent) -> None:
-        events.append(event)
-
-    @webpubsub.on_connect
-    def connect(event: ConnectEvent) -> None:
-        events.append(event)
-
-    @webpubsub.on_disconnected
-    def disconnected(event: DisconnectedEvent) -> None:
-        events.append(event)
-
-    return events
 
 
 @pytest.fixture

@@ -25,23 +25,6 @@ def signed(event: str = "message", *, hub: str = "chat", **fields: Any) -> dict[
     )
 
 
-@pytest.fixture
-def seen(webpubsub: WebPubSub) -> list[Any]:
-    """Every event a handler of the default hub received."""
-    events: list[Any] = []
-
-    def record(event: Any) -> None:
-        events.append(event)
-
-    webpubsub.on_connect(record)
-    webpubsub.on_connected(record)
-    webpubsub.on_disconnected(record)
-    webpubsub.on_group_joined(record)
-    webpubsub.on_group_left(record)
-    webpubsub.on_user_event(record)
-    return events
-
-
 @pytest.mark.parametrize("name", ["ce-type", "ce-hub"])
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_missing_required_attributes_are_400(
