@@ -3,9 +3,8 @@ API's verbs, paths and bearer tokens. A real HTTP server on 127.0.0.1 records ea
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Iterator
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import jwt
@@ -14,47 +13,39 @@ from flask import Flask
 
 from flask_webpubsub import WebPubSub
 
-from .support import PRIMARY_KEY, make_app
+from .support import PRIMARY_KEY, base_url, make_app, serve
 
 STATUSES = {"POST": 202, "PUT": 200, "DELETE": 204, "HEAD": 200}
 
 
-class Recorder(BaseHTTPRequestHandler):
+class Recorder:
+    """A WSGI app that records each request and answers as the REST API does, with no body."""
+
     requests: ClassVar[list[dict[str, Any]]] = []
 
-    def _record(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
         self.requests.append(
             {
-                "method": self.command,
-                "path": self.path,
-                "authorization": self.headers.get("Authorization", ""),
-                "content_type": self.headers.get("Content-Type"),
-                "body": self.rfile.read(length),
+                "method": environ["REQUEST_METHOD"],
+                "path": environ["RAW_URI"],  # as sent: the token's audience names it so
+                "authorization": environ.get("HTTP_AUTHORIZATION", ""),
+                "content_type": environ.get("CONTENT_TYPE") or None,
+                "body": environ["wsgi.input"].read(length),
             }
         )
-        status = STATUSES[self.command]
-        if self.path.split("?")[0].endswith((":addToGroups", ":removeFromGroups")):
+        status = STATUSES[environ["REQUEST_METHOD"]]
+        if environ["PATH_INFO"].endswith((":addToGroups", ":removeFromGroups")):
             status = 200
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT = do_DELETE = do_HEAD = _record
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Length", "0")])
+        return [b""]
 
 
 @pytest.fixture
 def recorder() -> Iterator[str]:
     Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(Recorder()) as server:
+        yield base_url(server)
 
 
 @pytest.fixture
