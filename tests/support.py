@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -85,3 +86,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+#: Each phase's report of a test ("setup", "call", "teardown") on its item's stash, for fixtures
+#: that act on a failed test; the ``pytest_runtest_makereport`` hook of
+#: tests/example_app/conftest.py keeps them.
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

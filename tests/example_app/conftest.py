@@ -11,7 +11,7 @@ from flask import Flask
 
 from example_app import create_app
 from flask_webpubsub.testing import WebPubSubTestClient
-from tests.support import CONNECTION_STRING
+from tests.support import CONNECTION_STRING, REPORTS
 
 from .fakes import ChatUsers, FakeService, ServiceSwitch
 
@@ -54,5 +54,3 @@ def pytest_runtest_makereport(
     item.stash.setdefault(REPORTS, {})[report.when] = report
     return report
 
-
-REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

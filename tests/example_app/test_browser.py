@@ -13,8 +13,7 @@ import pytest
 
 from example_app.server import ChatServer
 from tests import secrets_guard
-
-from .conftest import REPORTS
+from tests.support import REPORTS
 
 pytestmark = pytest.mark.browser
 
