@@ -19,12 +19,15 @@ from .core.events import (
     WebPubSubEvent,
 )
 from .errors import (
+    AuthenticationUnavailableError,
+    BearerTokenError,
     ConfigurationError,
     ConnectRejection,
     InvalidConnectionStringError,
     InvalidEventError,
     InvalidOriginError,
     PayloadTooLargeError,
+    ServiceAuthenticationError,
     SignatureError,
     UnknownHubError,
 )
@@ -33,6 +36,8 @@ from .hubs import Hub
 from .negotiate import NegotiateOptions
 
 __all__ = [
+    "AuthenticationUnavailableError",
+    "BearerTokenError",
     "ClientCertificate",
     "ConfigurationError",
     "ConnectEvent",
@@ -54,6 +59,7 @@ __all__ = [
     "MqttUserProperty",
     "NegotiateOptions",
     "PayloadTooLargeError",
+    "ServiceAuthenticationError",
     "SignatureError",
     "UnknownHubError",
     "UserEvent",

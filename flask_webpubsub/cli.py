@@ -56,10 +56,14 @@ def config_command(base_url: str | None) -> None:
         ("Extra signature keys", str(extra_keys)),
         ("Authentication", "access key" if settings.access_key else "Microsoft Entra ID"),
         ("Verify ce-signature", "yes" if settings.verify_signature else "NO"),
+        (
+            "Verify bearer token",
+            f"yes ({settings.entra!r})" if settings.entra is not None else "no",
+        ),
         ("Allowed origins", ", ".join(settings.allowed_origins)),
         ("Default hub", settings.hub),
         ("Hubs served", ", ".join(state.hub_names)),
-        ("Event handler path", settings.event_handler_path),
+        ("Event handler path", settings.event_handler_path or "off"),
         ("Negotiate path", settings.negotiate_path or "off"),
         ("Max body bytes", str(settings.max_body_bytes)),
     ]
@@ -70,6 +74,8 @@ def config_command(base_url: str | None) -> None:
     server = base_url or current_app.config.get("SERVER_NAME")
     if server and "://" not in server:
         server = f"https://{server}"
+    if settings.event_handler_path is None:
+        return
     upstream = f"{(server or 'https://<your-app-host>').rstrip('/')}{settings.event_handler_path}"
     click.echo("\nIn the Azure portal, Settings > add an event handler for each hub:")
     for name in state.hub_names:
@@ -150,6 +156,11 @@ def emulator_command(host: str | None, port: int | None, upstream: str | None) -
             "the emulator signs with the app's access key, and this app has none: set "
             "WEBPUBSUB_CONNECTION_STRING=Endpoint=http://127.0.0.1:8080;AccessKey=<32+ "
             "characters>;Version=1.0;"
+        )
+    if settings.event_handler_path is None:
+        raise click.ClickException(
+            "this app serves no events (WEBPUBSUB_EVENT_HANDLER_PATH is None), so the emulator "
+            "has nowhere to send them"
         )
     endpoint = urlsplit(settings.endpoint.url)
     local = endpoint.scheme == "http" and endpoint.hostname in ("127.0.0.1", "localhost", "::1")

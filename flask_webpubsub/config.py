@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core.endpoint import ServiceEndpoint, normalize_endpoint, parse_connection_string
+from .core.entra import EntraTokenValidator
 from .core.errors import ConfigurationError, InvalidConnectionStringError
 from .core.wire import HUB_NAME_RULE, MAX_UPSTREAM_BODY_BYTES, is_hub_name, origin_host
 
@@ -40,13 +41,36 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         None,
         "An azure-core TokenCredential for Entra ID; defaults to DefaultAzureCredential.",
     ),
+    "WEBPUBSUB_ENTRA_TENANT_ID": (
+        None,
+        "The tenant (GUID) that issues the Entra ID tokens the service sends to the event "
+        "handler. With the audience and the identities, every event needs a valid token.",
+    ),
+    "WEBPUBSUB_ENTRA_AUDIENCE": (
+        None,
+        "The audience of those tokens, as the hub's event handler settings name it (an App ID "
+        "URI or a client id); a string or a list.",
+    ),
+    "WEBPUBSUB_ENTRA_IDENTITIES": (
+        [],
+        "The object or client ids of the Web PubSub resource's managed identity: the only "
+        "callers accepted.",
+    ),
+    "WEBPUBSUB_ENTRA_AUTHORITY": (
+        "https://login.microsoftonline.com",
+        "Where the tenant's OpenID Connect metadata and signing keys are (sovereign clouds, or "
+        "the emulator's).",
+    ),
     "WEBPUBSUB_CLIENT_FACTORY": (
         None,
         "Builds each hub's service client from endpoint=, hub= and credential= keywords; "
         "WebPubSubServiceClient by default. Tests pass one that returns a fake.",
     ),
     "WEBPUBSUB_HUB": (None, "The default hub (required)."),
-    "WEBPUBSUB_EVENT_HANDLER_PATH": ("/eventhandler", "Where the service sends events."),
+    "WEBPUBSUB_EVENT_HANDLER_PATH": (
+        "/eventhandler",
+        "Where the service sends events; None turns the event handler off.",
+    ),
     "WEBPUBSUB_NEGOTIATE_PATH": ("/negotiate", "The negotiate route; None turns it off."),
     "WEBPUBSUB_ALLOWED_ORIGINS": (
         None,
@@ -55,7 +79,8 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     ),
     "WEBPUBSUB_VERIFY_SIGNATURE": (
         None,
-        "None: verify ce-signature whenever a key is known. False turns verification off.",
+        "None: verify ce-signature whenever a key is known. False turns verification off, "
+        "and lets an app without a way to authenticate the service start (with a warning).",
     ),
     "WEBPUBSUB_MAX_BODY_BYTES": (
         MAX_UPSTREAM_BODY_BYTES,
@@ -87,12 +112,15 @@ class Settings:
     verify_signature: bool
     #: Lower-case hosts; ``("*",)`` allows any.
     allowed_origins: tuple[str, ...]
-    event_handler_path: str
+    #: None: the app serves no events.
+    event_handler_path: str | None
     negotiate_path: str | None
     max_body_bytes: int
     #: Serve the event handler in front of Flask's request handling (app context only).
     direct_dispatch: bool = False
     credential: Any = field(default=None, repr=False)
+    #: Checks the service's Entra ID bearer token on every event; None when not configured.
+    entra: EntraTokenValidator | None = field(default=None, repr=False)
     #: Builds a hub's service client (``endpoint=``, ``hub=``, ``credential=``); None: the SDK's.
     client_factory: Any = field(default=None, repr=False)
 
@@ -180,18 +208,6 @@ def resolve_settings(
             "WEBPUBSUB_VERIFY_SIGNATURE is True but no access key is known: add the keys to "
             "WEBPUBSUB_ACCESS_KEYS"
         )
-    if verify is False:
-        logger.warning(
-            "WEBPUBSUB_VERIFY_SIGNATURE is False: upstream requests are not authenticated. "
-            "Anyone who can reach the event handler URL can send events as any user."
-        )
-    elif not keys:
-        logger.warning(
-            "No access key is known, so ce-signature is not verified: protect the event handler "
-            "with Microsoft Entra ID authentication in the hub settings, or add the keys to "
-            "WEBPUBSUB_ACCESS_KEYS."
-        )
-
     origins = config.get("WEBPUBSUB_ALLOWED_ORIGINS")
     allowed: tuple[str, ...]
     if origins is None:
@@ -210,16 +226,40 @@ def resolve_settings(
     max_body = config.get("WEBPUBSUB_MAX_BODY_BYTES")
     if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body <= 0:
         raise ConfigurationError("WEBPUBSUB_MAX_BODY_BYTES must be a positive number of bytes")
-    event_handler_path = _path(
-        config.get("WEBPUBSUB_EVENT_HANDLER_PATH"), "WEBPUBSUB_EVENT_HANDLER_PATH"
+    handler_path = config.get("WEBPUBSUB_EVENT_HANDLER_PATH")
+    event_handler_path = (
+        None if handler_path is None else _path(handler_path, "WEBPUBSUB_EVENT_HANDLER_PATH")
     )
     direct = config.get("WEBPUBSUB_DIRECT_DISPATCH", False)
     if direct not in (True, False):
         raise ConfigurationError("WEBPUBSUB_DIRECT_DISPATCH must be True or False")
+    if direct and event_handler_path is None:
+        raise ConfigurationError(
+            "WEBPUBSUB_DIRECT_DISPATCH serves the event handler, and WEBPUBSUB_EVENT_HANDLER_PATH "
+            "is None: turn one of them off"
+        )
     if direct and event_handler_path == "/":
         raise ConfigurationError(
             "WEBPUBSUB_DIRECT_DISPATCH needs a WEBPUBSUB_EVENT_HANDLER_PATH of its own: with '/' "
             "it would take every POST and OPTIONS request of the app"
+        )
+
+    entra = _entra_validator(config)
+    if event_handler_path is not None and not keys and entra is None and verify is not False:
+        raise ConfigurationError(
+            "the event handler cannot authenticate the Web PubSub service: configure an access "
+            "key (WEBPUBSUB_CONNECTION_STRING, or WEBPUBSUB_ACCESS_KEY / WEBPUBSUB_ACCESS_KEYS) "
+            "to verify ce-signature, or Microsoft Entra ID (WEBPUBSUB_ENTRA_TENANT_ID, "
+            "WEBPUBSUB_ENTRA_AUDIENCE and WEBPUBSUB_ENTRA_IDENTITIES) to verify the service's "
+            "bearer token. An app that serves no events sets WEBPUBSUB_EVENT_HANDLER_PATH = None"
+        )
+    if verify is False:
+        logger.warning(
+            "WEBPUBSUB_VERIFY_SIGNATURE is False: ce-signature is not verified%s.",
+            ", and nothing else authenticates the service: anyone who can reach the event "
+            "handler URL can send events as any user"
+            if entra is None
+            else "; the service's Entra ID token still is",
         )
 
     return Settings(
@@ -235,6 +275,7 @@ def resolve_settings(
         max_body_bytes=max_body,
         direct_dispatch=bool(direct),
         credential=config.get("WEBPUBSUB_CREDENTIAL"),
+        entra=entra,
         client_factory=_callable(
             config.get("WEBPUBSUB_CLIENT_FACTORY"), "WEBPUBSUB_CLIENT_FACTORY"
         ),
@@ -245,3 +286,40 @@ def _callable(value: Any, key: str) -> Any:
     if value is not None and not callable(value):
         raise ConfigurationError(f"{key} must be callable, not {type(value).__name__}")
     return value
+
+
+_ENTRA_KEYS = (
+    "WEBPUBSUB_ENTRA_TENANT_ID",
+    "WEBPUBSUB_ENTRA_AUDIENCE",
+    "WEBPUBSUB_ENTRA_IDENTITIES",
+)
+
+
+def _entra_validator(config: Mapping[str, Any]) -> EntraTokenValidator | None:
+    """The bearer-token check, when the ``WEBPUBSUB_ENTRA_*`` keys are set (all of them)."""
+    given = [key for key in _ENTRA_KEYS if config.get(key)]
+    if not given:
+        return None
+    missing = [key for key in _ENTRA_KEYS if key not in given]
+    if missing:
+        raise ConfigurationError(
+            f"Microsoft Entra ID authentication of the service needs {', '.join(_ENTRA_KEYS)}; "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+        )
+    tenant = config["WEBPUBSUB_ENTRA_TENANT_ID"]
+    if not isinstance(tenant, str):
+        raise ConfigurationError("WEBPUBSUB_ENTRA_TENANT_ID must be a string (the tenant's GUID)")
+    authority = config.get("WEBPUBSUB_ENTRA_AUTHORITY")
+    if not isinstance(authority, str) or not authority:
+        raise ConfigurationError("WEBPUBSUB_ENTRA_AUTHORITY must be a URL")
+    try:
+        return EntraTokenValidator(
+            tenant_id=tenant,
+            audiences=_strings(config["WEBPUBSUB_ENTRA_AUDIENCE"], "WEBPUBSUB_ENTRA_AUDIENCE"),
+            identities=_strings(
+                config["WEBPUBSUB_ENTRA_IDENTITIES"], "WEBPUBSUB_ENTRA_IDENTITIES"
+            ),
+            authority=authority,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"Microsoft Entra ID settings: {exc}") from None

@@ -51,6 +51,7 @@ class DirectDispatch:
         self.binding = binding
         self.wsgi_app = wsgi_app
         path = binding.settings.event_handler_path
+        assert path is not None, "direct dispatch needs the event handler (checked by config)"
         self.paths = frozenset({path, path + "/"})
         #: status -> "200 OK", as the response class writes it.
         self._status_lines: dict[int, str] = {}

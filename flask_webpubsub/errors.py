@@ -22,6 +22,7 @@ from werkzeug.exceptions import (
     HTTPException,
     NotFound,
     RequestEntityTooLarge,
+    ServiceUnavailable,
     Unauthorized,
 )
 
@@ -37,12 +38,15 @@ from .core.errors import (
 from .core.wire import TEXT_CONTENT_TYPE
 
 __all__ = [
+    "AuthenticationUnavailableError",
+    "BearerTokenError",
     "ConfigurationError",
     "ConnectRejection",
     "InvalidConnectionStringError",
     "InvalidEventError",
     "InvalidOriginError",
     "PayloadTooLargeError",
+    "ServiceAuthenticationError",
     "SignatureError",
     "UnknownHubError",
     "http_error",
@@ -69,11 +73,34 @@ class InvalidOriginError(PlainTextHTTPException, BadRequest):
     ``WEBPUBSUB_ALLOWED_ORIGINS`` does not allow, or named none."""
 
 
-class SignatureError(PlainTextHTTPException, Unauthorized):
-    """401: the request does not prove that it comes from the service: its ``ce-signature``
-    matches none of the access keys. No handler ran."""
+class ServiceAuthenticationError(PlainTextHTTPException, Unauthorized):
+    """401: the request does not prove that it comes from the service. No handler ran; the
+    log says why, and the reply does not."""
+
+    description = "Unauthorized."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or type(self).description)
+
+
+class SignatureError(ServiceAuthenticationError):
+    """401: the ``ce-signature`` header matches none of the access keys."""
 
     description = "Signature validation failed."
+
+
+class BearerTokenError(ServiceAuthenticationError):
+    """401: the service's Microsoft Entra ID bearer token is missing or not acceptable
+    (``WEBPUBSUB_ENTRA_*``)."""
+
+    description = "Bearer token validation failed."
+
+
+class AuthenticationUnavailableError(PlainTextHTTPException, ServiceUnavailable):
+    """503: the tenant's signing keys cannot be fetched, so no bearer token can be checked;
+    the request is refused, never accepted unchecked."""
+
+    description = "The service's identity cannot be checked right now."
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or type(self).description)

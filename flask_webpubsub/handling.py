@@ -19,12 +19,20 @@ from werkzeug.wrappers import Request
 
 from .binding import AppBinding
 from .core import reply as replies
+from .core.entra import EntraTokenError, EntraTokenValidator, SigningKeysUnavailableError
 from .core.errors import BodyTooLarge, MalformedEvent, OriginRefused, RequestRefused
 from .core.events import ConnectEvent, UserEvent, WebPubSubEvent
 from .core.request import parse_event, read_attributes, required_header
 from .core.signature import verify
 from .core.wire import TEXT_CONTENT_TYPE, clip, origin_host, split_origins
-from .errors import ConnectRejection, SignatureError, UnknownHubError, http_error
+from .errors import (
+    AuthenticationUnavailableError,
+    BearerTokenError,
+    ConnectRejection,
+    SignatureError,
+    UnknownHubError,
+    http_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +144,8 @@ def handle_event(binding: AppBinding, req: Request) -> Answer | Response:
             connection_id[:64],
         )
         raise SignatureError()
+    if settings.entra is not None:
+        _check_bearer_token(settings.entra, req.environ.get("HTTP_AUTHORIZATION"), connection_id)
     attributes = read_attributes(headers, connection_id)
     hub = binding.find_hub(attributes.hub)
     if hub is None:
@@ -154,6 +164,24 @@ def handle_event(binding: AppBinding, req: Request) -> Answer | Response:
         return _blocking(binding, event, handler, _connect_reply)
     _notify(binding, event, handler)
     return _answer(replies.EMPTY_OK)
+
+
+def _check_bearer_token(
+    validator: EntraTokenValidator, authorization: str | None, connection_id: str
+) -> None:
+    """The service's Entra ID token, checked before anything else of the request is read."""
+    try:
+        validator.validate(authorization)
+    except EntraTokenError as exc:
+        logger.warning(
+            "Rejected an event for connection %r: the bearer token is not the service's: %s.",
+            connection_id[:64],
+            exc.reason,
+        )
+        raise BearerTokenError() from None
+    except SigningKeysUnavailableError as exc:
+        logger.error("Refused an event: the service's bearer token cannot be checked: %s.", exc)
+        raise AuthenticationUnavailableError() from None
 
 
 def read_body(req: Request, limit: int) -> bytes:

@@ -27,10 +27,13 @@ def create_blueprint(binding: AppBinding) -> Blueprint:
     # Flask must not answer OPTIONS itself: the abuse-protection check is ours to answer.
     event_handler.provide_automatic_options = False  # type: ignore[attr-defined]
 
-    base = binding.settings.event_handler_path.rstrip("/")
-    # The service's URL template may end in a slash, or hold more path segments.
-    for rule in dict.fromkeys((base or "/", base + "/", base + "/<path:subpath>")):
-        blueprint.add_url_rule(rule, "event_handler", event_handler, methods=["OPTIONS", "POST"])
+    if binding.settings.event_handler_path is not None:
+        base = binding.settings.event_handler_path.rstrip("/")
+        # The service's URL template may end in a slash, or hold more path segments.
+        for rule in dict.fromkeys((base or "/", base + "/", base + "/<path:subpath>")):
+            blueprint.add_url_rule(
+                rule, "event_handler", event_handler, methods=["OPTIONS", "POST"]
+            )
     if binding.settings.negotiate_path is not None:
         blueprint.add_url_rule(
             binding.settings.negotiate_path,

@@ -134,7 +134,9 @@ def test_emulator_command_serves_the_apps_hub_with_its_key(tmp_path: Path) -> No
 
 def test_emulator_command_needs_an_access_key() -> None:
     app = make_app(
-        WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com"
+        WEBPUBSUB_CONNECTION_STRING=None,
+        WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com",
+        WEBPUBSUB_VERIFY_SIGNATURE=False,
     )
     WebPubSub(app)
     result = flask_cli(app, "webpubsub", "emulator")

@@ -98,16 +98,21 @@ def test_extra_keys_and_endpoint_with_key() -> None:
     assert app.extensions["webpubsub"].settings.signature_keys == (PRIMARY_KEY, SECONDARY_KEY)
 
 
-def test_entra_id_turns_verification_off_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_entra_id_without_keys_fails_closed() -> None:
+    """No key to verify ce-signature and no WEBPUBSUB_ENTRA_* settings: the app refuses to
+    start (tests/test_upstream_entra.py has the rest), unless it serves no events."""
     app = make_app(
         WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com"
     )
-    with caplog.at_level(logging.WARNING, "flask_webpubsub"):
+    with pytest.raises(ConfigurationError, match="Microsoft Entra ID"):
         WebPubSub(app)
+    app = make_app(
+        WEBPUBSUB_CONNECTION_STRING=None,
+        WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com",
+        WEBPUBSUB_EVENT_HANDLER_PATH=None,
+    )
+    WebPubSub(app)
     assert app.extensions["webpubsub"].settings.verify_signature is False
-    assert "Microsoft Entra ID" in caplog.text
 
 
 def test_entra_id_keeps_verification_when_keys_are_given() -> None:
@@ -124,7 +129,9 @@ def test_entra_id_without_azure_identity_says_how_to_fix(monkeypatch: pytest.Mon
     import sys
 
     app = make_app(
-        WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com"
+        WEBPUBSUB_CONNECTION_STRING=None,
+        WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com",
+        WEBPUBSUB_EVENT_HANDLER_PATH=None,
     )
     webpubsub = WebPubSub(app)
     monkeypatch.setitem(sys.modules, "azure.identity", None)
@@ -144,6 +151,7 @@ def test_entra_id_uses_the_configured_credential() -> None:
         WEBPUBSUB_CONNECTION_STRING=None,
         WEBPUBSUB_ENDPOINT="https://contoso.webpubsub.azure.com",
         WEBPUBSUB_CREDENTIAL=credential,
+        WEBPUBSUB_EVENT_HANDLER_PATH=None,
     )
     webpubsub = WebPubSub(app)
     with app.app_context():

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_webpubsub import UserEvent, WebPubSub
+from flask_webpubsub import ConfigurationError, UserEvent, WebPubSub
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.signature import sign, verify
 from flask_webpubsub.testing import WebPubSubTestClient
@@ -235,12 +235,16 @@ def test_verification_is_off_only_when_explicitly_false(
         assert seen == []
 
 
-def test_without_any_key_verification_is_off_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_without_any_key_the_app_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing to verify with refuses to start; only the explicit opt-out serves unsigned
+    events, with a warning."""
+    with pytest.raises(ConfigurationError, match="cannot authenticate the Web PubSub service"):
+        recording_app(WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ENDPOINT=ENDPOINT)
     with caplog.at_level(logging.WARNING, "flask_webpubsub"):
         app, seen = recording_app(
-            WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ENDPOINT=ENDPOINT
+            WEBPUBSUB_CONNECTION_STRING=None,
+            WEBPUBSUB_ENDPOINT=ENDPOINT,
+            WEBPUBSUB_VERIFY_SIGNATURE=False,
         )
     assert "ce-signature is not verified" in caplog.text
     assert WebPubSubTestClient(app).post(unsigned(), b"hi").status == 200
