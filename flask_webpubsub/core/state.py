@@ -15,6 +15,14 @@ logger = logging.getLogger(__name__)
 
 #: The header value that clears a connection's state.
 EMPTY_STATE = "e30="
+#: The longest ``ce-connectionState`` value a reply may set. The service documents no limit, but
+#: every later event carries the header, and common servers refuse long header lines (gunicorn
+#: at 8190 bytes, nginx's default buffers at 8 KiB): 4 KiB leaves room for the rest.
+MAX_STATE_BYTES = 4096
+
+
+class StateTooLargeError(ValueError):
+    """A connection state whose header value would be longer than :data:`MAX_STATE_BYTES`."""
 
 
 def encode_state(state: Mapping[str, Any]) -> str:
@@ -55,14 +63,24 @@ def changed_state_header(original: str | None, state: Mapping[str, Any]) -> str 
 
     None when the handler left the state as it was (the service keeps it), else the whole new
     state, which is the empty object when the handler cleared it. Raises ``TypeError`` or
-    ``ValueError`` when the new state cannot be encoded as JSON.
+    ``ValueError`` when the new state cannot be encoded as JSON, and
+    :class:`StateTooLargeError` when it is longer than :data:`MAX_STATE_BYTES`.
     """
     if not original:
-        return encode_state(state) if state else None
+        return _bounded(encode_state(state)) if state else None
     try:
         initial = decode_state(original)
     except InvalidStateError:
         initial = {}
     if state == initial:
         return None
-    return encode_state(state)
+    return _bounded(encode_state(state))
+
+
+def _bounded(value: str) -> str:
+    if len(value) > MAX_STATE_BYTES:
+        raise StateTooLargeError(
+            f"the connection state is {len(value)} bytes as a header, over the limit of "
+            f"{MAX_STATE_BYTES}: keep less in event.state (an id to look the rest up by)"
+        )
+    return value
