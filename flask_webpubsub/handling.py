@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from flask import Response, current_app
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 from .binding import AppBinding
@@ -208,7 +208,10 @@ def read_body(req: Request, limit: int) -> bytes:
             size = int(length)
             if size > limit:
                 raise too_large
-            body: bytes = environ["wsgi.input"].read(size) if size else b""
+            try:
+                body: bytes = environ["wsgi.input"].read(size) if size else b""
+            except Exception:  # the server's own error for a body cut short (gunicorn's)
+                body = b""
             if len(body) != size:
                 raise MalformedEvent("The body ended before its Content-Length.")
             _leave_for_flask(req, body)
@@ -222,6 +225,16 @@ def read_body(req: Request, limit: int) -> bytes:
             cached = req.get_data(cache=True)
         except RequestEntityTooLarge:
             raise too_large from None
+        except ClientDisconnected:
+            raise MalformedEvent("The chunked body is malformed or cut short.") from None
+        except HTTPException:
+            raise
+        except Exception:  # the server's own error for a malformed chunk (gunicorn's)
+            raise MalformedEvent("The chunked body is malformed or cut short.") from None
+        if not cached and "chunked" in req.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # The service sends every body with a Content-Length. Some servers (granian) read a
+            # malformed chunked body as an empty one, so an empty chunked body is refused too.
+            raise MalformedEvent("The chunked body is empty or malformed.")
         _leave_for_flask(req, cached)
     if len(cached) > limit:
         raise too_large
