@@ -66,6 +66,28 @@ def extension_app(*, direct_dispatch: bool = False) -> Flask:
     return app
 
 
+def entra_app(authority: str, tenant_id: str, audience: str, identity: str) -> Flask:
+    """The extension with Microsoft Entra ID on the event handler and no access key."""
+    from flask_webpubsub import UserEvent, WebPubSub
+
+    app = Flask(__name__)
+    app.config.update(
+        WEBPUBSUB_ENDPOINT="https://benchmark.webpubsub.azure.com",
+        WEBPUBSUB_HUB=HUB,
+        WEBPUBSUB_ENTRA_TENANT_ID=tenant_id,
+        WEBPUBSUB_ENTRA_AUDIENCE=audience,
+        WEBPUBSUB_ENTRA_IDENTITIES=[identity],
+        WEBPUBSUB_ENTRA_AUTHORITY=authority,
+    )
+    webpubsub = WebPubSub(app)
+
+    @webpubsub.on_user_event("echo")
+    def echo(event: UserEvent) -> object:
+        return event.data
+
+    return app
+
+
 def sdk_negotiate_app() -> Flask:
     """What a user writes without the extension: a route around the service SDK's token call."""
     from azure.messaging.webpubsubservice import WebPubSubServiceClient

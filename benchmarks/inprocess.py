@@ -128,3 +128,60 @@ def run(apps: dict[str, Flask], *, repeats: int, seconds_per_sample: float) -> T
     if "extension" not in apps:
         table.notes.append("flask_webpubsub was not importable: only the bare route ran.")
     return table
+
+
+def run_entra(*, repeats: int, seconds_per_sample: float) -> Table:
+    """The text user event authenticated by an Entra ID bearer token (the tenant's keys cached)
+    against the same event authenticated by ``ce-signature``, alternating per repeat."""
+    import dataclasses
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from benchmarks.apps import entra_app, extension_app
+    from benchmarks.fixtures import TEXT_EVENT
+    from flask_webpubsub.core.entra_issuer import LocalEntraIssuer
+
+    table = Table(
+        key="inprocess_entra",
+        title="In-process: Entra ID bearer token against ce-signature (keys cached)",
+        metrics=[
+            Metric("ratio", "Entra ID / access key", "x", higher_is_better=False),
+            Metric("entra_us", "Entra ID token", "us/request", higher_is_better=False),
+            Metric("key_us", "ce-signature", "us/request", higher_is_better=False),
+        ],
+    )
+    tenant_app = Flask("tenant")
+    server = make_server("127.0.0.1", 0, tenant_app, threaded=True)
+    issuer = LocalEntraIssuer(f"http://127.0.0.1:{server.server_port}")
+
+    @tenant_app.get("/<path:path>")
+    def document(path: str) -> Any:
+        found = issuer.document("/" + path)
+        return ("", 404) if found is None else found
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        audience, identity = "api://benchmark", "0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e"
+        token = issuer.issue(audience, object_id=identity)
+        headers = {k: v for k, v in TEXT_EVENT.headers.items() if k != "ce-signature"}
+        entra_event = dataclasses.replace(
+            TEXT_EVENT, headers={**headers, "Authorization": f"Bearer {token}"}
+        )
+        entra = prepare(entra_app(issuer.authority, issuer.tenant_id, audience, identity),
+                        entra_event)
+        key = prepare(extension_app(), TEXT_EVENT)
+        check(entra, entra_event, "Entra ID")
+        check(key, TEXT_EVENT, "access key")
+        count = min(calibrate(entra, seconds_per_sample), calibrate(key, seconds_per_sample))
+        row = table.contender(TEXT_EVENT.name)
+        for _ in range(repeats):
+            entra_us, key_us = time_per_call(entra, count), time_per_call(key, count)
+            row.add("entra_us", entra_us)
+            row.add("key_us", key_us)
+            row.add("ratio", entra_us / key_us)
+    finally:
+        server.shutdown()
+        thread.join(5)
+    return table

@@ -255,6 +255,13 @@ def headline(tables: dict[str, Table]) -> list[str]:
                 f"(target <= 1.15x: {_verdict(ratio, 1.15, False)}); worst user event "
                 f"{worst[0]:.2f}x ({worst[1]}); with direct dispatch {direct or 0:.2f}x."
             )
+    entra = tables.get("inprocess_entra")
+    entra_ratio = entra.contender(TEXT_EVENT.name).median("ratio") if entra else None
+    if entra_ratio is not None:
+        lines.append(
+            f"- In-process, Entra ID bearer token instead of ce-signature: **{entra_ratio:.2f}x** "
+            f"the access-key path (target <= 1.2x: {_verdict(entra_ratio, 1.2, False)})."
+        )
     for key, label in (("http_whole", "Whole machine"), ("http_one", "One process")):
         http = tables.get(f"{key}_duel") or tables.get(key)
         best = _best_python(http) if http else None
@@ -347,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         tables["inprocess"] = inprocess.run(
             _apps(), repeats=settings.repeats, seconds_per_sample=settings.seconds_per_sample
         )
+        tables["inprocess_entra"] = inprocess.run_entra(
+            repeats=settings.repeats, seconds_per_sample=settings.seconds_per_sample
+        )
     if "tokens" in parts:
         log("client access tokens")
         tables["tokens"] = negotiate.run(repeats=settings.repeats, count=settings.token_count)
@@ -364,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     versions = python_versions(python)
     versions.update(node_versions(NODE_DIR / "node_modules"))
     sections: list[tuple[str, list[str], list[Table]]] = [
-        ("Extension overhead in-process", [], [tables[k] for k in ("inprocess",) if k in tables]),
+        (
+            "Extension overhead in-process",
+            [],
+            [tables[k] for k in ("inprocess", "inprocess_entra") if k in tables],
+        ),
         (
             "HTTP on loopback against @azure/web-pubsub-express",
             [],
