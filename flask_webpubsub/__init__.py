@@ -1,4 +1,7 @@
-"""Azure Web PubSub for Flask: signed upstream event handlers, negotiate and the service client."""
+"""Azure Web PubSub for Flask: authenticated upstream event handlers, negotiate, the service
+client and a local emulator."""
+
+__version__ = "0.2.0.dev0"
 
 from .core.events import (
     ClientCertificate,
