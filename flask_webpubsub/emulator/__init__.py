@@ -37,8 +37,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the Web PubSub emulator needs aiohttp: pip install 'flask-webpubsub[emulator]'"
     ) from exc
 
-from .server import Emulator, EmulatorThread, run
-from .settings import SYSTEM_EVENTS, EventHandler
+from flask_webpubsub.core.wire import SYSTEM_EVENTS
+
+from .event_handlers import EventHandler
+from .runner import EmulatorThread, run
+from .server import Emulator
 from .upstream import UpstreamError, UpstreamValidationError
 
 __all__ = [

@@ -2,37 +2,43 @@
 
 Every request carries ``Authorization: Bearer <JWT>`` signed with the access key, whose ``aud``
 is the request URL. Status codes are exactly the ones ``azure-messaging-webpubsubservice``
-accepts; errors are JSON ``{"code", "message"}``.
+accepts; errors are JSON ``{"code", "message"}``. Every change goes through the hub's roster.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from flask_webpubsub.core.endpoint import ServiceEndpoint, normalize_endpoint
 from flask_webpubsub.core.errors import InvalidTokenError
+from flask_webpubsub.core.jsoncodec import decode_json, encode_json
 from flask_webpubsub.core.service import verify_token
 from flask_webpubsub.core.tokens import build_client_token
+from flask_webpubsub.core.wire import (
+    JSON_CONTENT_TYPE,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_LENGTH,
+    is_hub_name,
+)
 
-from .hub import CLOSE_NORMAL, PERMISSIONS, Hub, Message, Session
-from .messages import MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, Payload, server_message
+from .connection import CLOSE_NORMAL, PERMISSIONS, Connection
+from .messages import DataMessage
 from .odata import FilterError, parse_filter
-from .settings import HUB_NAME
-
-if TYPE_CHECKING:
-    from .server import Emulator
+from .payload import Payload
+from .roster import Roster
+from .service import Service
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request, "Emulator", str], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, Service, str], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Pages of ``list connections`` hold at most this many members.
 MAX_PAGE_SIZE = 200
@@ -46,36 +52,39 @@ class RestError(Exception):
         self.message = message
 
 
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=encode_json(value), status=status, headers={"Content-Type": JSON_CONTENT_TYPE}
+    )
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+    return json_response({"code": code, "message": message}, status)
 
 
 def _status(status: int) -> web.Response:
     return web.Response(status=status)
 
 
-def authorized(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Check the bearer token against the request URL, then call ``handler(request, emulator,
-    hub)``."""
+def authorized(service: Service, handler: Handler) -> Route:
+    """Check the bearer token against the request URL, then call ``handler(request, service,
+    hub_name)`` (the name in lower case)."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        from .server import EMULATOR_KEY
-
-        emulator = request.app[EMULATOR_KEY]
         authorization = request.headers.get("Authorization", "")
         if authorization[:7].lower() != "bearer ":
             return error_response(401, "Unauthorized", "Missing bearer token.")
         audience = f"{request.scheme}://{request.host}{request.raw_path}"
         try:
-            verify_token(authorization[7:].strip(), emulator.access_keys, audience)
+            verify_token(authorization[7:].strip(), service.access_keys, audience)
         except InvalidTokenError as exc:
             return error_response(401, "Unauthorized", f"Invalid bearer token: {exc}.")
-        hub = request.match_info["hub"]
-        if not HUB_NAME.match(hub):
-            return error_response(400, "BadRequest", f"Invalid hub name {hub[:130]!r}.")
+        hub_name = request.match_info["hub"]
+        if not is_hub_name(hub_name):
+            return error_response(400, "BadRequest", f"Invalid hub name {hub_name[:130]!r}.")
         try:
-            return await handler(request, emulator, hub.lower())
+            return await handler(request, service, hub_name.lower())
         except RestError as exc:
             return error_response(exc.status, exc.code, exc.message)
 
@@ -102,7 +111,7 @@ def _integer(request: web.Request, key: str, low: int, high: int) -> int | None:
     return number
 
 
-def _filter(text: str | None) -> Callable[[Session], bool] | None:
+def _filter(text: str | None) -> Callable[[Connection], bool] | None:
     if text is None:
         return None
     try:
@@ -111,8 +120,14 @@ def _filter(text: str | None) -> Callable[[Session], bool] | None:
         raise RestError(400, "InvalidFilter", str(exc)) from None
 
 
-def _sessions(emulator: Emulator, hub_name: str) -> Hub | None:
-    return emulator.hubs.get(hub_name)
+def _connection(
+    service: Service, hub_name: str, request: web.Request
+) -> tuple[Roster, Connection] | tuple[None, None]:
+    """The connection the path names, and its hub's roster; (None, None) when there is none."""
+    connection_id = _name(request, "connection")
+    roster = service.rosters.get(hub_name)
+    connection = roster.connections.get(connection_id) if roster is not None else None
+    return (roster, connection) if roster is not None and connection is not None else (None, None)
 
 
 # -- sending -----------------------------------------------------------------------------------
@@ -133,9 +148,9 @@ async def _payload(request: web.Request) -> Payload:
 
 async def _send(
     request: web.Request,
-    emulator: Emulator,
+    service: Service,
     hub_name: str,
-    targets: Callable[[Hub], Iterable[Session]],
+    targets: Callable[[Roster], Iterable[Connection]],
     description: str,
     *,
     excludable: bool = True,
@@ -144,16 +159,16 @@ async def _send(
     predicate = _filter(request.query.get("filter"))
     _integer(request, "messageTtlSeconds", 0, 300)  # accepted; delivery here is immediate
     excluded = set(request.query.getall("excluded", [])) if excludable else set()
-    hub = _sessions(emulator, hub_name)
+    roster = service.rosters.get(hub_name)
     count = 0
-    if hub is not None:
-        message = Message(payload, server_message(payload))
-        for session in list(targets(hub)):
-            if session.connection_id in excluded or (predicate and not predicate(session)):
+    if roster is not None:
+        message = DataMessage(payload)
+        for connection in list(targets(roster)):
+            if connection.connection_id in excluded or (predicate and not predicate(connection)):
                 continue
-            session.deliver(message)
+            connection.deliver(message)
             count += 1
-    emulator.trace.add(
+    service.trace.add(
         "rest", hub_name, None,
         f"send to {description} ({payload.data_type}, {count} connections): {payload.preview()}",
     )
@@ -161,130 +176,102 @@ async def _send(
     return _status(202)
 
 
-@authorized
-async def send_to_all(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
-    return await _send(request, emulator, hub, lambda h: h.connections.values(), "all")
+async def send_to_all(request: web.Request, service: Service, hub_name: str) -> web.StreamResponse:
+    return await _send(request, service, hub_name, lambda r: r.connections.values(), "all")
 
 
-@authorized
-async def send_to_user(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
+async def send_to_user(request: web.Request, service: Service, hub_name: str) -> web.StreamResponse:
     user = _name(request, "user")
-    return await _send(request, emulator, hub, lambda h: h.user_sessions(user), f"user {user}",
-                       excludable=False)
+    return await _send(request, service, hub_name, lambda r: r.user_connections(user),
+                       f"user {user}", excludable=False)
 
 
-@authorized
-async def send_to_group(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
+async def send_to_group(
+    request: web.Request, service: Service, hub_name: str
+) -> web.StreamResponse:
     group = _name(request, "group")
-    return await _send(request, emulator, hub, lambda h: h.members(group), f"group {group}")
+    return await _send(request, service, hub_name, lambda r: r.members(group), f"group {group}")
 
 
-@authorized
 async def send_to_connection(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     connection_id = _name(request, "connection")
 
-    def target(h: Hub) -> list[Session]:
-        session = h.connections.get(connection_id)
-        return [session] if session is not None else []
+    def target(r: Roster) -> list[Connection]:
+        connection = r.connections.get(connection_id)
+        return [connection] if connection is not None else []
 
-    return await _send(request, emulator, hub, target, f"connection {connection_id}",
+    return await _send(request, service, hub_name, target, f"connection {connection_id}",
                        excludable=False)
 
 
 # -- groups ------------------------------------------------------------------------------------
 
 
-def _connection(emulator: Emulator, hub: str, request: web.Request) -> Session | None:
-    sessions = _sessions(emulator, hub)
-    return sessions.connections.get(_name(request, "connection")) if sessions else None
-
-
-@authorized
 async def add_connection_to_group(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     group = _name(request, "group")
-    session = _connection(emulator, hub, request)
-    if session is None:
+    roster, connection = _connection(service, hub_name, request)
+    if roster is None or connection is None:
         raise RestError(404, "NotFound", "The connection does not exist.")
-    session.join(group)
+    roster.join(connection, group)
     return _status(200)
 
 
-@authorized
 async def remove_connection_from_group(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     group = _name(request, "group")
-    session = _connection(emulator, hub, request)
-    if session is not None:
-        session.leave(group)
+    roster, connection = _connection(service, hub_name, request)
+    if roster is not None and connection is not None:
+        roster.leave(connection, group)
     return _status(204)
 
 
-@authorized
 async def remove_connection_from_all_groups(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
-    session = _connection(emulator, hub, request)
-    if session is not None:
-        for group in sorted(session.groups):
-            session.leave(group)
+    roster, connection = _connection(service, hub_name, request)
+    if roster is not None and connection is not None:
+        roster.leave_all(connection)
     return _status(204)
 
 
-@authorized
 async def add_user_to_group(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     user, group = _name(request, "user"), _name(request, "group")
-    sessions = emulator.hub(hub)
-    sessions.user_groups.setdefault(user, set()).add(group)
-    for session in sessions.user_sessions(user):
-        session.join(group)
+    service.roster(hub_name).add_user_to_group(user, group)
     return _status(200)
 
 
-@authorized
 async def remove_user_from_group(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     user, group = _name(request, "user"), _name(request, "group")
-    sessions = _sessions(emulator, hub)
-    if sessions is not None:
-        _forget_user_group(sessions, user, group)
-        for session in sessions.user_sessions(user):
-            session.leave(group)
+    roster = service.rosters.get(hub_name)
+    if roster is not None:
+        roster.remove_user_from_group(user, group)
     return _status(204)
 
 
-@authorized
 async def remove_user_from_all_groups(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     user = _name(request, "user")
-    sessions = _sessions(emulator, hub)
-    if sessions is not None:
-        sessions.user_groups.pop(user, None)
-        for session in sessions.user_sessions(user):
-            for group in sorted(session.groups):
-                session.leave(group)
+    roster = service.rosters.get(hub_name)
+    if roster is not None:
+        roster.remove_user_from_all_groups(user)
     return _status(204)
 
 
-def _forget_user_group(hub: Hub, user: str, group: str) -> None:
-    groups = hub.user_groups.get(user)
-    if groups is not None:
-        groups.discard(group)
-        if not groups:
-            del hub.user_groups[user]
-
-
-async def _filtered_groups(request: web.Request, emulator: Emulator, hub: str, join: bool) -> None:
+async def _filtered_groups(
+    request: web.Request, service: Service, hub_name: str, join: bool
+) -> None:
     try:
-        body = json.loads(await request.read())
+        body = decode_json(await request.read())
     except (ValueError, RecursionError):
         raise RestError(400, "BadRequest", "The body must be JSON.") from None
     except web.HTTPRequestEntityTooLarge:
@@ -300,44 +287,43 @@ async def _filtered_groups(request: web.Request, emulator: Emulator, hub: str, j
     if filter_text is not None and not isinstance(filter_text, str):
         raise RestError(400, "BadRequest", "filter must be a string.")
     predicate = _filter(filter_text)
-    sessions = _sessions(emulator, hub)
-    if sessions is None:
+    roster = service.rosters.get(hub_name)
+    if roster is None:
         return
-    for session in list(sessions.connections.values()):
-        if predicate is None or predicate(session):
+    for connection in list(roster.connections.values()):
+        if predicate is None or predicate(connection):
             for group in groups:
                 if join:
-                    session.join(group)
+                    roster.join(connection, group)
                 else:
-                    session.leave(group)
+                    roster.leave(connection, group)
 
 
-@authorized
-async def add_to_groups(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
-    await _filtered_groups(request, emulator, hub, join=True)
-    return _status(200)
-
-
-@authorized
-async def remove_from_groups(
-    request: web.Request, emulator: Emulator, hub: str
+async def add_to_groups(
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
-    await _filtered_groups(request, emulator, hub, join=False)
+    await _filtered_groups(request, service, hub_name, join=True)
     return _status(200)
 
 
-@authorized
+async def remove_from_groups(
+    request: web.Request, service: Service, hub_name: str
+) -> web.StreamResponse:
+    await _filtered_groups(request, service, hub_name, join=False)
+    return _status(200)
+
+
 async def list_connections(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     group = _name(request, "group")
     top = _integer(request, "top", 1, 2**31 - 1)
     page_size = _integer(request, "maxpagesize", 1, MAX_PAGE_SIZE) or MAX_PAGE_SIZE
     after = request.query.get("continuationToken", "")
-    sessions = _sessions(emulator, hub)
+    roster = service.rosters.get(hub_name)
     members = sorted(
-        (s for s in (sessions.members(group) if sessions else []) if s.connection_id > after),
-        key=lambda s: s.connection_id,
+        (c for c in (roster.members(group) if roster else []) if c.connection_id > after),
+        key=lambda c: c.connection_id,
     )
     page = members[: min(page_size, top) if top is not None else page_size]
     remaining = None if top is None else top - len(page)
@@ -349,87 +335,90 @@ async def list_connections(
         query["api-version"] = request.query.get("api-version", "2024-12-01")
         next_link = f"{request.scheme}://{request.host}{request.path}?{urlencode(query)}"
     body = {
-        "value": [{"connectionId": s.connection_id, "userId": s.user_id} for s in page],
+        "value": [{"connectionId": c.connection_id, "userId": c.user_id} for c in page],
         "nextLink": next_link,
     }
-    return web.json_response(body)
+    return json_response(body)
 
 
 # -- existence ---------------------------------------------------------------------------------
 
 
-@authorized
 async def connection_exists(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
-    return _status(200 if _connection(emulator, hub, request) is not None else 404)
+    _, connection = _connection(service, hub_name, request)
+    return _status(200 if connection is not None else 404)
 
 
-@authorized
-async def group_exists(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
-    sessions = _sessions(emulator, hub)
+async def group_exists(request: web.Request, service: Service, hub_name: str) -> web.StreamResponse:
+    roster = service.rosters.get(hub_name)
     group = _name(request, "group")
-    return _status(200 if sessions is not None and group in sessions.groups else 404)
+    return _status(200 if roster is not None and group in roster.groups else 404)
 
 
-@authorized
-async def user_exists(request: web.Request, emulator: Emulator, hub: str) -> web.StreamResponse:
-    sessions = _sessions(emulator, hub)
+async def user_exists(request: web.Request, service: Service, hub_name: str) -> web.StreamResponse:
+    roster = service.rosters.get(hub_name)
     user = _name(request, "user")
-    return _status(200 if sessions is not None and user in sessions.users else 404)
+    return _status(200 if roster is not None and user in roster.users else 404)
 
 
 # -- closing -----------------------------------------------------------------------------------
 
 
 async def _close(
-    request: web.Request, emulator: Emulator, hub: str, targets: Iterable[Session], what: str
+    request: web.Request,
+    service: Service,
+    hub_name: str,
+    targets: Callable[[Roster], Iterable[Connection]],
+    what: str,
 ) -> web.StreamResponse:
     excluded = set(request.query.getall("excluded", []))
     reason = request.query.get("reason") or None
-    sessions = [s for s in targets if s.connection_id not in excluded]
-    emulator.trace.add("rest", hub, None, f"close {what} ({len(sessions)} connections)")
-    logger.info("REST close %s in hub %s: %d connections.", what, hub, len(sessions))
-    await asyncio.gather(*(s.end(reason, code=CLOSE_NORMAL) for s in sessions))
+    roster = service.rosters.get(hub_name)
+    connections = (
+        [c for c in targets(roster) if c.connection_id not in excluded]
+        if roster is not None
+        else []
+    )
+    service.trace.add("rest", hub_name, None, f"close {what} ({len(connections)} connections)")
+    logger.info("REST close %s in hub %s: %d connections.", what, hub_name, len(connections))
+    if roster is not None:
+        await asyncio.gather(*(roster.end(c, reason, code=CLOSE_NORMAL) for c in connections))
     return _status(204)
 
 
-@authorized
 async def close_connection(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
-    session = _connection(emulator, hub, request)
-    targets = [session] if session is not None else []
-    what = f"connection {request.match_info['connection']}"
-    return await _close(request, emulator, hub, targets, what)
+    connection_id = _name(request, "connection")
+
+    def target(r: Roster) -> list[Connection]:
+        connection = r.connections.get(connection_id)
+        return [connection] if connection is not None else []
+
+    return await _close(request, service, hub_name, target, f"connection {connection_id}")
 
 
-@authorized
 async def close_all_connections(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
-    sessions = _sessions(emulator, hub)
-    targets = list(sessions.connections.values()) if sessions else []
-    return await _close(request, emulator, hub, targets, "all")
+    return await _close(request, service, hub_name, lambda r: list(r.connections.values()),
+                        "all")
 
 
-@authorized
 async def close_group_connections(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     group = _name(request, "group")
-    sessions = _sessions(emulator, hub)
-    return await _close(request, emulator, hub, sessions.members(group) if sessions else [],
-                        f"group {group}")
+    return await _close(request, service, hub_name, lambda r: r.members(group), f"group {group}")
 
 
-@authorized
 async def close_user_connections(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     user = _name(request, "user")
-    sessions = _sessions(emulator, hub)
-    return await _close(request, emulator, hub, sessions.user_sessions(user) if sessions else [],
+    return await _close(request, service, hub_name, lambda r: r.user_connections(user),
                         f"user {user}")
 
 
@@ -446,54 +435,50 @@ def _role(request: web.Request) -> str:
     return f"webpubsub.{permission}" + (f".{target}" if target else "")
 
 
-@authorized
 async def grant_permission(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     role = _role(request)
-    session = _connection(emulator, hub, request)
-    if session is None:
+    _, connection = _connection(service, hub_name, request)
+    if connection is None:
         raise RestError(404, "NotFound", "The connection does not exist.")
-    session.roles.add(role)
+    connection.grant(role)
     return _status(200)
 
 
-@authorized
 async def revoke_permission(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     role = _role(request)
-    session = _connection(emulator, hub, request)
-    if session is not None:
-        session.roles.discard(role)
+    _, connection = _connection(service, hub_name, request)
+    if connection is not None:
+        connection.revoke(role)
     return _status(204)
 
 
-@authorized
 async def check_permission(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     role = _role(request)
-    session = _connection(emulator, hub, request)
-    if session is None:
+    _, connection = _connection(service, hub_name, request)
+    if connection is None:
         return _status(404)
     permission = request.match_info["permission"]
     target = request.query.get("targetName")
-    allowed = session.can(permission, target) if target else role in session.roles
+    allowed = connection.can(permission, target) if target else role in connection.roles
     return _status(200 if allowed else 404)
 
 
 # -- tokens and health -------------------------------------------------------------------------
 
 
-@authorized
 async def generate_token(
-    request: web.Request, emulator: Emulator, hub: str
+    request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     minutes = _integer(request, "minutesToExpire", 1, 60 * 24 * 365) or 60
     client_type = request.query.get("clientType", "Default").lower()
     endpoint = ServiceEndpoint(
-        normalize_endpoint(f"{request.scheme}://{request.host}"), emulator.access_keys[0]
+        normalize_endpoint(f"{request.scheme}://{request.host}"), service.access_keys[0]
     )
     try:
         token = build_client_token(
@@ -507,42 +492,43 @@ async def generate_token(
         )
     except ValueError as exc:
         raise RestError(400, "BadRequest", str(exc)) from None
-    return web.json_response({"token": token})
+    return json_response({"token": token})
 
 
 async def health(request: web.Request) -> web.StreamResponse:
     return _status(200)
 
 
-def add_routes(app: web.Application) -> None:
-    base = "/api/hubs/{hub}"
-    routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
-        ("POST", "/:send", send_to_all),
-        ("POST", "/users/{user}/:send", send_to_user),
-        ("POST", "/groups/{group}/:send", send_to_group),
-        ("POST", "/connections/{connection}/:send", send_to_connection),
-        ("PUT", "/groups/{group}/connections/{connection}", add_connection_to_group),
-        ("DELETE", "/groups/{group}/connections/{connection}", remove_connection_from_group),
-        ("DELETE", "/connections/{connection}/groups", remove_connection_from_all_groups),
-        ("PUT", "/users/{user}/groups/{group}", add_user_to_group),
-        ("DELETE", "/users/{user}/groups/{group}", remove_user_from_group),
-        ("DELETE", "/users/{user}/groups", remove_user_from_all_groups),
-        ("POST", "/:addToGroups", add_to_groups),
-        ("POST", "/:removeFromGroups", remove_from_groups),
-        ("GET", "/groups/{group}/connections", list_connections),
-        ("HEAD", "/connections/{connection}", connection_exists),
-        ("HEAD", "/groups/{group}", group_exists),
-        ("HEAD", "/users/{user}", user_exists),
-        ("DELETE", "/connections/{connection}", close_connection),
-        ("POST", "/:closeConnections", close_all_connections),
-        ("POST", "/groups/{group}/:closeConnections", close_group_connections),
-        ("POST", "/users/{user}/:closeConnections", close_user_connections),
-        ("PUT", "/permissions/{permission}/connections/{connection}", grant_permission),
-        ("DELETE", "/permissions/{permission}/connections/{connection}", revoke_permission),
-        ("HEAD", "/permissions/{permission}/connections/{connection}", check_permission),
-        ("POST", "/:generateToken", generate_token),
-    ]
-    for method, path, handler in routes:
-        app.router.add_route(method, base + path, handler)
+_ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/:send", send_to_all),
+    ("POST", "/users/{user}/:send", send_to_user),
+    ("POST", "/groups/{group}/:send", send_to_group),
+    ("POST", "/connections/{connection}/:send", send_to_connection),
+    ("PUT", "/groups/{group}/connections/{connection}", add_connection_to_group),
+    ("DELETE", "/groups/{group}/connections/{connection}", remove_connection_from_group),
+    ("DELETE", "/connections/{connection}/groups", remove_connection_from_all_groups),
+    ("PUT", "/users/{user}/groups/{group}", add_user_to_group),
+    ("DELETE", "/users/{user}/groups/{group}", remove_user_from_group),
+    ("DELETE", "/users/{user}/groups", remove_user_from_all_groups),
+    ("POST", "/:addToGroups", add_to_groups),
+    ("POST", "/:removeFromGroups", remove_from_groups),
+    ("GET", "/groups/{group}/connections", list_connections),
+    ("HEAD", "/connections/{connection}", connection_exists),
+    ("HEAD", "/groups/{group}", group_exists),
+    ("HEAD", "/users/{user}", user_exists),
+    ("DELETE", "/connections/{connection}", close_connection),
+    ("POST", "/:closeConnections", close_all_connections),
+    ("POST", "/groups/{group}/:closeConnections", close_group_connections),
+    ("POST", "/users/{user}/:closeConnections", close_user_connections),
+    ("PUT", "/permissions/{permission}/connections/{connection}", grant_permission),
+    ("DELETE", "/permissions/{permission}/connections/{connection}", revoke_permission),
+    ("HEAD", "/permissions/{permission}/connections/{connection}", check_permission),
+    ("POST", "/:generateToken", generate_token),
+]
+
+
+def add_routes(app: web.Application, service: Service) -> None:
+    for method, path, handler in _ROUTES:
+        app.router.add_route(method, "/api/hubs/{hub}" + path, authorized(service, handler))
     app.router.add_route("HEAD", "/api/health", health)
     app.router.add_route("GET", "/api/health", health)

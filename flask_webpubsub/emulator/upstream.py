@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +19,19 @@ from typing import Protocol
 
 import aiohttp
 
+from flask_webpubsub.core.errors import InvalidStateError
 from flask_webpubsub.core.service import build_event_headers
+from flask_webpubsub.core.state import decode_state
+from flask_webpubsub.core.wire import (
+    MAX_UPSTREAM_BODY_BYTES,
+    SYSTEM_EVENT_TYPES,
+    USER_PREFIX,
+    split_origins,
+)
 
-from .settings import ANY_HUB, EventHandler, redact_url
+from .event_handlers import ANY_HUB, EventHandler, redact_url
 
 logger = logging.getLogger(__name__)
-
-#: The largest reply read from the upstream.
-MAX_REPLY_BYTES = 1024 * 1024 + 64 * 1024
-_ORIGIN_SEPARATORS = re.compile(r"[,\s]+")
 
 
 class UpstreamError(Exception):
@@ -55,7 +58,7 @@ class EventContext(Protocol):
     def subprotocol(self) -> str | None: ...
 
     @property
-    def state(self) -> str | None: ...
+    def connection_state(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,25 @@ class UpstreamReply:
     content_type: str | None
     body: bytes = field(repr=False)
     #: The ``ce-connectionState`` header, when the reply set one.
-    state: str | None = field(default=None, repr=False)
+    connection_state: str | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
-    @property
-    def reason(self) -> str:
-        """The body as text, for a rejection."""
-        return self.body[:512].decode("utf-8", "replace")
+    def next_connection_state(self, current: str | None) -> str | None:
+        """The connection state after this reply to a blocking event: the header's value as it
+        is (the service does not decode it), or none when it is the empty state."""
+        if self.connection_state is None:
+            return current
+        try:
+            if not decode_state(self.connection_state):
+                return None
+        except InvalidStateError:
+            logger.warning(
+                "The upstream set a ce-connectionState that is not base64 JSON; kept as is."
+            )
+        return self.connection_state
 
 
 class Upstream:
@@ -90,22 +102,22 @@ class Upstream:
         self._keys = tuple(keys)
         self.origin = origin
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._validated: set[str] = set()
         self._validating: dict[str, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
+        self._http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             connector=aiohttp.TCPConnector(limit=200),
             auto_decompress=False,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def handler(self, hub: str, event_name: str, system: bool) -> EventHandler | None:
         """The event handler that takes this event of this hub, if any."""
@@ -165,10 +177,10 @@ class Upstream:
             del self._validating[url]
 
     async def _options(self, url: str) -> None:
-        assert self._session is not None, "call start() first"
+        assert self._http is not None, "call start() first"
         shown = redact_url(url)
         try:
-            async with self._session.options(
+            async with self._http.options(
                 url,
                 headers={"WebHook-Request-Origin": self.origin, "ce-awpsversion": "1.0"},
                 allow_redirects=False,
@@ -180,7 +192,7 @@ class Upstream:
             raise UpstreamError(f"no answer within {self.timeout:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(_describe(exc)) from None
-        origins = {o.lower() for o in _ORIGIN_SEPARATORS.split(allowed) if o}
+        origins = {o.lower() for o in split_origins(allowed)}
         if 200 <= status < 300 and ("*" in origins or self.origin.lower() in origins):
             logger.info("The upstream %s passed the abuse-protection check.", shown)
             return
@@ -201,13 +213,15 @@ class Upstream:
         self,
         handler: EventHandler,
         context: EventContext,
-        ce_type: str,
         event_name: str,
         body: bytes,
         content_type: str,
+        *,
+        system: bool,
     ) -> UpstreamReply:
-        """POST one event; the reply, or :class:`UpstreamError` when there is none."""
-        assert self._session is not None, "call start() first"
+        """POST one event (a system event or a user event of that name); the reply, or
+        :class:`UpstreamError` when there is none."""
+        assert self._http is not None, "call start() first"
         hub = context.hub_name
         url = handler.url(hub, event_name)
         shown = redact_url(url)
@@ -218,18 +232,18 @@ class Upstream:
             await self._validate(handler.url(hub, "validate"))
             headers = build_event_headers(
                 event_name,
-                ce_type=ce_type,
+                ce_type=SYSTEM_EVENT_TYPES[event_name] if system else USER_PREFIX + event_name,
                 hub=hub,
                 connection_id=connection_id,
                 keys=self._keys,
                 user_id=context.user_id,
                 subprotocol=context.subprotocol,
-                state=context.state,
+                state=context.connection_state,
                 origin=self.origin,
                 event_id=str(next(self._ids)),
                 content_type=content_type,
             )
-            async with self._session.post(
+            async with self._http.post(
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 reply_body = await _read_bounded(response)
@@ -254,7 +268,7 @@ class Upstream:
         if len(states) > 1:
             logger.warning(
                 "The upstream %s replied to the %s with %d ce-connectionState headers; only one "
-                "is allowed, so the state is unchanged.",
+                "is allowed, so the connection state is unchanged.",
                 shown,
                 what,
                 len(states),
@@ -270,8 +284,8 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            raise ValueError(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
+        if size > MAX_UPSTREAM_BODY_BYTES:
+            raise ValueError(f"the reply is larger than {MAX_UPSTREAM_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -107,5 +107,5 @@ def test_a_thousand_reliable_clients() -> None:
         # The vanished half waits out the recovery window, then everything is forgotten.
         wait_for(lambda: not hub.connections and not hub.groups and not hub.users,
                  timeout=20, what="every connection to be cleaned up")
-        wait_for(lambda: len(emulator.emulator._tasks) == 0, what="background tasks to end")
+        wait_for(lambda: emulator.emulator.service.tasks == 0, what="background tasks to end")
     assert elapsed < 120

@@ -24,7 +24,6 @@ from websockets.sync.client import ClientConnection, connect
 from flask_webpubsub.core.service import verify_token
 from flask_webpubsub.core.tokens import build_service_token
 from flask_webpubsub.emulator import EmulatorThread
-from flask_webpubsub.emulator.messages import websocket_frame
 
 from .conftest import (
     ALL_ROLES,
@@ -137,24 +136,6 @@ def test_every_frame_length_arrives_whole(
     service.send_to_all(io.BytesIO(data), content_type="application/octet-stream")
     assert base64.b64decode(a.data()) == data
     assert b.receive() == data
-
-
-@pytest.mark.parametrize(
-    ("data", "header"),
-    [
-        ("", b"\x81\x00"),
-        ("x" * 125, b"\x81\x7d"),
-        ("x" * 126, b"\x81\x7e\x00\x7e"),
-        (b"\x00" * 65535, b"\x82\x7e\xff\xff"),
-        (b"\x00" * 65536, b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
-    ],
-)
-def test_frames_use_the_shortest_length_form(data: str | bytes, header: bytes) -> None:
-    # Clients may refuse a longer form than needed (RFC 6455 5.2: "the minimal number of bytes
-    # MUST be used"); the clients in these tests accept it, so the bytes are checked here.
-    frame = websocket_frame(data)
-    assert frame[: len(header)] == header
-    assert frame[len(header):] == (data.encode() if isinstance(data, str) else data)
 
 
 def test_a_burst_arrives_in_order_while_the_client_falls_behind(

@@ -8,15 +8,12 @@ that takes an event gets it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-#: System events, by their ``ce-eventName``.
-SYSTEM_EVENTS = frozenset({"connect", "connected", "disconnected", "joined", "left"})
-#: Hub names the service accepts (the service SDK's pattern).
-HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
+from flask_webpubsub.core.wire import SYSTEM_EVENTS
+
 #: The key of the settings that apply to every hub without settings of its own.
 ANY_HUB = "*"
 

@@ -1,0 +1,240 @@
+"""The client endpoint: ``/client/hubs/{hub}`` and ``/client/?hub=`` (docs/protocol.md
+sections 6 and 8).
+
+A new client is accepted (:mod:`.handshake`) and upgraded with the chosen subprotocol, whose
+codec then reads every frame it sends; the requests go to :mod:`.dispatch`, in order. A client of
+a reliable protocol that drops without a close frame may come back with its connection id and
+reconnection token while its connection waits (``recovery_timeout``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from aiohttp import WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+
+from flask_webpubsub.core.wire import (
+    JSON_SUBPROTOCOL,
+    MAX_MESSAGE_BYTES,
+    RELIABLE_JSON_SUBPROTOCOL,
+    is_hub_name,
+)
+
+from . import dispatch
+from .codec import Codec, ProtocolViolation, ReliableCodec
+from .connection import CLOSE_POLICY, Connection
+from .handshake import ClientRequest, Refused, accept
+from .json_codec import JSON, RELIABLE_JSON
+from .messages import Disconnected
+from .roster import Roster
+from .service import Service
+from .simple_codec import SIMPLE
+from .socket_writer import CLOSE_TIMEOUT, SocketWriter
+
+logger = logging.getLogger(__name__)
+
+#: The codec of each subprotocol the service speaks (None: a plain WebSocket client).
+CODECS: dict[str | None, Codec] = {
+    None: SIMPLE,
+    JSON_SUBPROTOCOL: JSON,
+    RELIABLE_JSON_SUBPROTOCOL: RELIABLE_JSON,
+}
+#: The codecs whose clients may recover a connection.
+RELIABLE_CODECS: dict[str | None, ReliableCodec] = {
+    name: codec for name, codec in CODECS.items() if isinstance(codec, ReliableCodec)
+}
+
+
+def add_routes(app: web.Application, service: Service, heartbeat: float | None) -> None:
+    endpoint = ClientEndpoint(service, heartbeat)
+    for path in ("/client/hubs/{hub}", "/client", "/client/"):
+        app.router.add_get(path, endpoint.handle)
+
+
+class ClientEndpoint:
+    """Accepts (or refuses) WebSocket clients and serves each until it goes. ``heartbeat``:
+    seconds between the pings that find dead sockets (None: no pings)."""
+
+    def __init__(self, service: Service, heartbeat: float | None) -> None:
+        self.service = service
+        self.heartbeat = heartbeat
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        hub_name = request.match_info.get("hub") or request.query.get("hub", "")
+        if not is_hub_name(hub_name):
+            return _text(400, "Invalid hub name: use /client/hubs/{hub} or /client/?hub={hub}.")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _text(400, "This endpoint takes WebSocket connections.")
+        offered = _offered_subprotocols(request)
+        if "awps_connection_id" in request.query:
+            return await self._recover(request, hub_name, offered)
+        token = request.query.get("access_token")
+        authorization = request.headers.get("Authorization", "")
+        if not token and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+        client = ClientRequest(
+            hub_name=hub_name,
+            token=token,
+            audience=f"{request.scheme}://{request.host}/client/hubs/{hub_name}",
+            query=list(request.query.items()),
+            headers=list(request.headers.items()),
+            subprotocols=offered,
+        )
+        try:
+            accepted = await accept(self.service, client, CODECS)
+        except Refused as refused:
+            return _text(refused.status, refused.reason)
+
+        admission = accepted.admission
+        subprotocol = admission.subprotocol
+        roster = self.service.roster(hub_name)
+        connection = roster.connect(
+            accepted.connection_id,
+            CODECS.get(subprotocol, SIMPLE),
+            admission,
+            accepted.connection_state,
+        )
+        ws = self._socket(subprotocol)
+        try:
+            await ws.prepare(request)
+        except (ConnectionError, RuntimeError):
+            await roster.end(connection, "The client went away during the handshake.")
+            return ws
+        writer = SocketWriter(ws, request.transport, self.service.spawn)
+        connection.attach(writer)
+        user_id = admission.user_id
+        self.service.trace.add(
+            "connection", roster.name, connection.connection_id,
+            f"connected: {f'user {user_id!r}' if user_id else 'anonymous'}, "
+            f"{subprotocol or 'simple WebSocket'}",
+        )
+        logger.info(
+            "Client %s connected to hub %s (user %r, %s).",
+            connection.connection_id, roster.name, user_id, subprotocol or "simple WebSocket",
+        )
+        self.service.notify(connection, "connected", {})
+        for group in (*admission.groups, *roster.user_groups(user_id)):
+            roster.join(connection, group)
+        return await self._serve(roster, connection, ws, writer)
+
+    def _socket(self, subprotocol: str | None) -> web.WebSocketResponse:
+        return web.WebSocketResponse(
+            protocols=(subprotocol,) if subprotocol else (),
+            max_msg_size=MAX_MESSAGE_BYTES,
+            heartbeat=self.heartbeat,
+            timeout=CLOSE_TIMEOUT,
+            compress=False,  # the service does not negotiate permessage-deflate either
+        )
+
+    async def _recover(
+        self, request: web.Request, hub_name: str, offered: list[str]
+    ) -> web.StreamResponse:
+        connection_id = request.query.get("awps_connection_id", "")
+        token = request.query.get("awps_reconnection_token", "")
+        roster = self.service.rosters.get(hub_name.lower())
+        connection = roster.connections.get(connection_id) if roster is not None else None
+        subprotocol = offered[0] if offered else None
+        if connection is not None and connection.subprotocol in offered:
+            subprotocol = connection.subprotocol
+        ws = self._socket(subprotocol)
+        try:
+            await ws.prepare(request)
+        except (ConnectionError, RuntimeError):
+            return ws
+        if (
+            roster is None
+            or connection is None
+            or connection.ended
+            or connection.reconnection_token is None
+            or not hmac.compare_digest(token.encode(), connection.reconnection_token.encode())
+        ):
+            reason = "The connection cannot be recovered: it is unknown, expired or closed."
+            self.service.trace.add("connection", hub_name.lower(), connection_id or None, reason)
+            # Answered in the reliable protocol the client asked for (JSON when it is unknown).
+            codec = RELIABLE_CODECS.get(subprotocol, RELIABLE_JSON)
+            frame = codec.encode(Disconnected(reason))
+            if isinstance(frame, str):
+                await ws.send_str(frame)
+            elif frame is not None:
+                await ws.send_bytes(frame)
+            await ws.close(code=CLOSE_POLICY, message=b"Connection cannot be recovered")
+            return ws
+        writer = SocketWriter(ws, request.transport, self.service.spawn)
+        connection.attach(writer)
+        self.service.trace.add("connection", roster.name, connection.connection_id, "recovered")
+        logger.info("Client %s of hub %s recovered.", connection.connection_id, roster.name)
+        return await self._serve(roster, connection, ws, writer)
+
+    async def _serve(
+        self,
+        roster: Roster,
+        connection: Connection,
+        ws: web.WebSocketResponse,
+        writer: SocketWriter,
+    ) -> web.StreamResponse:
+        """Handle the client's frames, in order, until the socket closes."""
+        reason: str | None = None
+        clean = False
+        try:
+            while not connection.ended and connection.attached_to(writer):
+                received = await ws.receive()
+                if received.type is WSMsgType.TEXT or received.type is WSMsgType.BINARY:
+                    try:
+                        request = connection.codec.decode(received.data)
+                    except ProtocolViolation as exc:
+                        await self._violation(roster, connection, str(exc))
+                        continue
+                    await dispatch.handle(self.service, roster, connection, request)
+                elif received.type is WSMsgType.CLOSE:
+                    clean = True
+                    break
+                elif received.type is WSMsgType.ERROR and isinstance(received.data, WebSocketError):
+                    reason = _frame_error(received.data)
+                    clean = True  # the socket is closed with the reason's code: no recovery
+                    break
+                else:
+                    break
+        finally:
+            if connection.attached_to(writer) and not connection.ended:
+                if clean or not connection.reliable:
+                    await roster.end(connection, reason or _close_reason(ws, clean))
+                else:
+                    connection.detach()
+                    self.service.trace.add(
+                        "connection", roster.name, connection.connection_id,
+                        f"dropped; waiting {self.service.recovery_timeout:g} s for the client "
+                        "to recover",
+                    )
+        return ws
+
+    async def _violation(self, roster: Roster, connection: Connection, detail: str) -> None:
+        reason = f"Invalid message: {detail}."
+        logger.info("Closing connection %s in hub %s: %s", connection.connection_id, roster.name,
+                    reason)
+        self.service.trace.add("error", roster.name, connection.connection_id, reason)
+        await roster.end(connection, reason)
+
+
+def _text(status: int, reason: str) -> web.Response:
+    return web.Response(status=status, text=reason)
+
+
+def _offered_subprotocols(request: web.Request) -> list[str]:
+    header = ",".join(request.headers.getall("Sec-WebSocket-Protocol", []))
+    return [p.strip() for p in header.split(",") if p.strip()]
+
+
+def _frame_error(error: WebSocketError) -> str:
+    if error.code == 1009:
+        return f"The message is larger than the {MAX_MESSAGE_BYTES // 1024 // 1024} MB limit."
+    return f"Invalid WebSocket frame: {str(error)[:200]}"
+
+
+def _close_reason(ws: web.WebSocketResponse, clean: bool) -> str | None:
+    if clean:
+        return None
+    if ws.exception() is not None:
+        return f"The connection was lost without a close frame ({type(ws.exception()).__name__})."
+    return "The connection was lost without a close frame."

@@ -1,0 +1,163 @@
+"""The JSON subprotocols (docs/protocol.md section 8): ``json.webpubsub.azure.v1`` and
+``json.reliable.webpubsub.azure.v1``, which adds sequence ids, ``sequenceAck`` and recovery.
+
+Clients send text frames only. Data travels as ``"dataType"`` and ``"data"``: JSON as it is,
+text as a JSON string, binary and protobuf as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask_webpubsub.core.jsoncodec import decode_json, encode_json
+from flask_webpubsub.core.wire import (
+    JSON_SUBPROTOCOL,
+    MAX_NAME_LENGTH,
+    RELIABLE_JSON_SUBPROTOCOL,
+)
+
+from .codec import Codec, Frame, ProtocolViolation, ReliableCodec
+from .messages import (
+    Ack,
+    Connected,
+    DataMessage,
+    JoinGroup,
+    LeaveGroup,
+    Message,
+    Request,
+    SendEvent,
+    SendToGroup,
+    SequenceAck,
+)
+from .payload import Payload
+
+
+class JsonCodec(Codec):
+    subprotocol: str | None = JSON_SUBPROTOCOL
+
+    def decode(self, frame: Frame) -> Request:
+        if not isinstance(frame, str):
+            raise ProtocolViolation("binary frames are not allowed with a JSON subprotocol")
+        try:
+            fields = decode_json(frame)
+        except (ValueError, RecursionError):
+            raise ProtocolViolation("the frame is not valid JSON") from None
+        if not isinstance(fields, dict):
+            raise ProtocolViolation("the frame is not a JSON object")
+        ack_id = fields.get("ackId")
+        if ack_id is not None:
+            ack_id = _integer(ack_id, "ackId")
+        return self._request(fields.get("type"), fields, ack_id)
+
+    def _request(self, request_type: Any, fields: dict[str, Any], ack_id: int | None) -> Request:
+        if request_type == "joinGroup":
+            return JoinGroup(_name(fields, "group"), ack_id)
+        if request_type == "leaveGroup":
+            return LeaveGroup(_name(fields, "group"), ack_id)
+        if request_type == "sendToGroup":
+            no_echo = fields.get("noEcho", False)
+            if not isinstance(no_echo, bool):
+                raise ProtocolViolation("'noEcho' must be true or false")
+            return SendToGroup(_name(fields, "group"), _payload(fields), ack_id, no_echo)
+        if request_type == "event":
+            return SendEvent(_name(fields, "event"), _payload(fields), ack_id)
+        raise ProtocolViolation(f"unknown message type {str(request_type)[:40]!r}")
+
+    def encode(self, message: Message) -> Frame | None:
+        if isinstance(message, DataMessage):
+            fields: dict[str, Any] = {"type": "message"}
+            if message.group is None:
+                fields["from"] = "server"
+            else:
+                fields["from"] = "group"
+                fields["group"] = message.group
+                if message.from_user_id is not None:
+                    fields["fromUserId"] = message.from_user_id
+            payload = message.payload
+            # The payload's JSON text goes in as it is, not parsed and encoded again.
+            head = _text(fields)
+            return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}}}'
+        if isinstance(message, Ack):
+            fields = {"type": "ack", "ackId": message.ack_id, "success": message.error is None}
+            if message.error is not None:
+                fields["error"] = {"name": message.error, "message": message.message}
+            return _text(fields)
+        if isinstance(message, Connected):
+            fields = {
+                "type": "system",
+                "event": "connected",
+                "userId": message.user_id,
+                "connectionId": message.connection_id,
+            }
+            if message.reconnection_token is not None:
+                fields["reconnectionToken"] = message.reconnection_token
+            return _text(fields)
+        return _text(  # Disconnected
+            {"type": "system", "event": "disconnected", "message": message.reason or ""}
+        )
+
+
+class ReliableJsonCodec(JsonCodec, ReliableCodec):
+    subprotocol = RELIABLE_JSON_SUBPROTOCOL
+
+    def _request(self, request_type: Any, fields: dict[str, Any], ack_id: int | None) -> Request:
+        if request_type == "sequenceAck":
+            return SequenceAck(_integer(fields.get("sequenceId"), "sequenceId"))
+        return super()._request(request_type, fields, ack_id)
+
+    def number(self, frame: Frame, sequence_id: int) -> Frame:
+        assert isinstance(frame, str)
+        return f'{{"sequenceId":{sequence_id},{frame[1:]}'
+
+
+JSON = JsonCodec()
+RELIABLE_JSON = ReliableJsonCodec()
+
+
+def _text(value: Any) -> str:
+    return encode_json(value).decode()
+
+
+def _data(payload: Payload) -> str:
+    """The value of ``data`` in a frame."""
+    if payload.data_type == "json":
+        return payload.text
+    if payload.data_type == "text":
+        return _text(payload.text)
+    return '"' + base64.b64encode(payload.binary).decode("ascii") + '"'
+
+
+def _payload(fields: dict[str, Any]) -> Payload:
+    """The ``dataType`` and ``data`` of a ``sendToGroup`` or ``event`` frame."""
+    data_type, data = fields.get("dataType"), fields.get("data")
+    if data_type is None or data_type == "json":
+        return Payload("json", text=_text(data))
+    if data_type == "text":
+        if not isinstance(data, str):
+            raise ProtocolViolation("data must be a string when dataType is 'text'")
+        return Payload("text", text=data)
+    if data_type in ("binary", "protobuf"):
+        if not isinstance(data, str):
+            raise ProtocolViolation(f"data must be base64 text when dataType is {data_type!r}")
+        try:
+            return Payload(data_type, binary=base64.b64decode(data, validate=True))
+        except (binascii.Error, ValueError):
+            raise ProtocolViolation("data is not valid base64") from None
+    raise ProtocolViolation(f"unknown dataType {data_type!r}: use json, text or binary")
+
+
+def _name(fields: dict[str, Any], key: str) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProtocolViolation(f"{key!r} must be a non-empty string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ProtocolViolation(f"{key!r} is longer than {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _integer(value: Any, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolViolation(f"{key!r} must be a non-negative integer")
+    return value
