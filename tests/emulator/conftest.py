@@ -4,10 +4,9 @@ emulator in a background thread forwarding to it, and helpers for raw WebSocket 
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from flask import Flask, abort, request
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_webpubsub import (
     ConnectedEvent,
@@ -30,18 +28,18 @@ from flask_webpubsub import (
 )
 from flask_webpubsub.core.endpoint import ServiceEndpoint
 from flask_webpubsub.core.tokens import build_client_token
+from flask_webpubsub.core.wire import JSON_SUBPROTOCOL, RELIABLE_JSON_SUBPROTOCOL
 from flask_webpubsub.emulator import EmulatorThread
-from tests import secrets_guard
+from tests.support import PRIMARY_KEY, SECONDARY_KEY, base_url, free_port, serve
 
-#: 44 characters, like the service's base64 keys; long enough for HS256 without warnings.
-KEY = "ZW11bGF0b3ItdGVzdC1rZXktZm9yLXRlc3RzLW9ubHk="
-OTHER_KEY = "b3RoZXIta2V5LW5vdC10aGUtZW11bGF0b3JzLWtleQ=="
+#: The emulator's access key.
+KEY = PRIMARY_KEY
+#: A key the emulator does not know.
+OTHER_KEY = SECONDARY_KEY
 HUB = "chat"
-JSON = "json.webpubsub.azure.v1"
-RELIABLE = "json.reliable.webpubsub.azure.v1"
+JSON = JSON_SUBPROTOCOL
+RELIABLE = RELIABLE_JSON_SUBPROTOCOL
 ALL_ROLES = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]
-
-secrets_guard.KNOWN_KEYS.update({KEY, OTHER_KEY})
 
 
 def subprotocols(name: str | None) -> list[Subprotocol] | None:
@@ -60,41 +58,18 @@ def read_until_closed(receive: Callable[[], Any]) -> tuple[int, list[Any]]:
     return frame.code, seen
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until ``condition()`` is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 class AppServer:
-    """A WSGI app on loopback in a thread; ``stop()`` frees the port for a restart."""
+    """A WSGI app on loopback (:func:`tests.support.serve`) until ``stop()``, which frees the
+    port for a restart."""
 
     def __init__(self, app: Any, port: int = 0) -> None:
-        self.app = app
-        self.server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-        self.port = self.server.port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serving = ExitStack()
+        server = self._serving.enter_context(serve(app, port=port))
+        self.port = server.server_port
+        self.url = base_url(server)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+        self._serving.close()
 
 
 @dataclass

@@ -16,6 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from flask_webpubsub.core.endpoint import ServiceEndpoint
 from flask_webpubsub.core.tokens import build_client_token, build_service_token
 from flask_webpubsub.emulator import EmulatorThread
+from tests.support import wait_for
 
 from .conftest import (
     ALL_ROLES,
@@ -28,7 +29,6 @@ from .conftest import (
     bare_url,
     read_until_closed,
     subprotocols,
-    wait_for,
 )
 
 

@@ -12,8 +12,9 @@ from collections import Counter
 from websockets.asyncio.client import ClientConnection, connect
 
 from flask_webpubsub.emulator import EmulatorThread
+from tests.support import wait_for
 
-from .conftest import ALL_ROLES, KEY, RELIABLE, bare_url, subprotocols, wait_for
+from .conftest import ALL_ROLES, KEY, RELIABLE, bare_url, subprotocols
 
 CLIENTS = 1000
 GROUPS = 40

@@ -21,7 +21,9 @@ from azure.messaging.webpubsubclient.models import (
     WebPubSubProtocolType,
 )
 
-from .conftest import Stack, wait_for
+from tests.support import wait_for
+
+from .conftest import Stack
 
 PROTOCOLS = {
     "json": WebPubSubProtocolType.JSON,

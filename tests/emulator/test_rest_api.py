@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from flask_webpubsub.core.service import verify_token
 from flask_webpubsub.core.tokens import build_service_token
 from flask_webpubsub.emulator import EmulatorThread
+from tests.support import wait_for
 
 from .conftest import (
     ALL_ROLES,
@@ -34,7 +35,6 @@ from .conftest import (
     bare_url,
     read_until_closed,
     subprotocols,
-    wait_for,
 )
 
 

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from flask_webpubsub.core.signature import verify
 from flask_webpubsub.emulator import EmulatorThread, EventHandler, UpstreamValidationError
+from tests.support import free_port, wait_for
 
 from .conftest import (
     ALL_ROLES,
@@ -29,10 +30,8 @@ from .conftest import (
     Stack,
     bare_url,
     create_chat_app,
-    free_port,
     read_until_closed,
     subprotocols,
-    wait_for,
 )
 
 
