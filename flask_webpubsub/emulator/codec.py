@@ -12,8 +12,8 @@ from typing import TypeAlias
 
 from .messages import Message, Request
 
-#: One WebSocket message as a client sends or receives it: text for ``str``, binary for
-#: ``bytes``.
+#: What one WebSocket data frame carries, as a client sends or receives it: text for ``str``,
+#: binary for ``bytes`` (the service sends every message in one frame).
 Frame: TypeAlias = "str | bytes"
 
 

@@ -82,7 +82,7 @@ class JsonCodec(Codec):
         if isinstance(message, Ack):
             fields = {"type": "ack", "ackId": message.ack_id, "success": message.error is None}
             if message.error is not None:
-                fields["error"] = {"name": message.error, "message": message.message}
+                fields["error"] = {"name": message.error, "message": message.reason}
             return _text(fields)
         if isinstance(message, Connected):
             fields = {

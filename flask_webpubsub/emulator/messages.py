@@ -79,7 +79,7 @@ class Ack:
 
     ack_id: int
     error: str | None = None
-    message: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from .service import Service
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request, Service, str], Awaitable[web.StreamResponse]]
+#: A REST operation: ``(request, service, hub_name)``.
+Operation = Callable[[web.Request, Service, str], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Pages of ``list connections`` hold at most this many members.
@@ -66,11 +67,11 @@ def _status(status: int) -> web.Response:
     return web.Response(status=status)
 
 
-def authorized(service: Service, handler: Handler) -> Route:
-    """Check the bearer token against the request URL, then call ``handler(request, service,
-    hub_name)`` (the name in lower case)."""
+def authorized(service: Service, operation: Operation) -> Route:
+    """Check the bearer token against the request URL, then carry out the operation on the hub
+    the path names (its name in lower case)."""
 
-    @functools.wraps(handler)
+    @functools.wraps(operation)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         authorization = request.headers.get("Authorization", "")
         if authorization[:7].lower() != "bearer ":
@@ -84,7 +85,7 @@ def authorized(service: Service, handler: Handler) -> Route:
         if not is_hub_name(hub_name):
             return error_response(400, "BadRequest", f"Invalid hub name {hub_name[:130]!r}.")
         try:
-            return await handler(request, service, hub_name.lower())
+            return await operation(request, service, hub_name.lower())
         except RestError as exc:
             return error_response(exc.status, exc.code, exc.message)
 
@@ -499,7 +500,7 @@ async def health(request: web.Request) -> web.StreamResponse:
     return _status(200)
 
 
-_ROUTES: list[tuple[str, str, Handler]] = [
+_OPERATIONS: list[tuple[str, str, Operation]] = [
     ("POST", "/:send", send_to_all),
     ("POST", "/users/{user}/:send", send_to_user),
     ("POST", "/groups/{group}/:send", send_to_group),
@@ -528,7 +529,7 @@ _ROUTES: list[tuple[str, str, Handler]] = [
 
 
 def add_routes(app: web.Application, service: Service) -> None:
-    for method, path, handler in _ROUTES:
-        app.router.add_route(method, "/api/hubs/{hub}" + path, authorized(service, handler))
+    for method, path, operation in _OPERATIONS:
+        app.router.add_route(method, "/api/hubs/{hub}" + path, authorized(service, operation))
     app.router.add_route("HEAD", "/api/health", health)
     app.router.add_route("GET", "/api/health", health)
