@@ -47,7 +47,8 @@ class Writer(Protocol):
     @property
     def queued_bytes(self) -> int: ...
 
-    def send(self, frame: OutgoingFrame) -> None: ...
+    def send(self, frame: OutgoingFrame) -> bool:
+        """Send after what was sent before; whether it went out at once (else it waits)."""
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -61,23 +62,25 @@ EndLater = Callable[["Connection", str, int], None]
 
 
 class ResendBuffer:
-    """A reliable client's data messages from the last one it acknowledged on, by sequence id:
-    sent again when it recovers."""
+    """A reliable client's data messages from the last one it acknowledged on, numbered by its
+    protocol's codec: sent again when it recovers."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: ReliableCodec) -> None:
+        self._codec = codec
         self._last_sequence_id = 0
         self._frames: deque[tuple[int, OutgoingFrame]] = deque()
         self._bytes = 0
 
-    def next_sequence_id(self) -> int:
+    def number(self, frame: OutgoingFrame) -> OutgoingFrame | None:
+        """A data frame with the next sequence id, kept until acknowledged; None when the
+        client has fallen too far behind."""
         self._last_sequence_id += 1
-        return self._last_sequence_id
-
-    def keep(self, sequence_id: int, frame: OutgoingFrame) -> bool:
-        """Keep a numbered frame; False when the client has fallen too far behind."""
-        self._frames.append((sequence_id, frame))
-        self._bytes += len(frame.data)
-        return len(self._frames) <= MAX_PENDING_MESSAGES and self._bytes <= MAX_PENDING_BYTES
+        numbered = OutgoingFrame(self._codec.number(frame.data, self._last_sequence_id))
+        self._frames.append((self._last_sequence_id, numbered))
+        self._bytes += len(numbered.data)
+        if len(self._frames) > MAX_PENDING_MESSAGES or self._bytes > MAX_PENDING_BYTES:
+            return None
+        return numbered
 
     def acknowledge(self, sequence_id: int) -> None:
         """The client has every message up to ``sequence_id``: stop keeping them."""
@@ -125,11 +128,8 @@ class Connection:
         self._end_later = end_later
         self._ack_delay = ack_delay
         self._recovery_timeout = recovery_timeout
-        self._reliable = codec if isinstance(codec, ReliableCodec) else None
-        self._resend = ResendBuffer() if self._reliable is not None else None
-        self.reconnection_token = (
-            secrets.token_urlsafe(32) if self._reliable is not None else None
-        )
+        self._resend = ResendBuffer(codec) if isinstance(codec, ReliableCodec) else None
+        self.reconnection_token = secrets.token_urlsafe(32) if self._resend is not None else None
         self._writer: Writer | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._ended = False
@@ -142,7 +142,7 @@ class Connection:
     @property
     def reliable(self) -> bool:
         """Whether its client may recover it after a drop."""
-        return self._reliable is not None
+        return self._resend is not None
 
     @property
     def ended(self) -> bool:
@@ -224,24 +224,20 @@ class Connection:
             frame = message.frames[self.codec] = None if data is None else OutgoingFrame(data)
         if frame is None:
             return
-        if self._reliable is None or self._resend is None:
+        if self._resend is None:
             self._write(frame)
             return
-        sequence_id = self._resend.next_sequence_id()
-        numbered = OutgoingFrame(self._reliable.number(frame.data, sequence_id))
-        if not self._resend.keep(sequence_id, numbered):
+        numbered = self._resend.number(frame)
+        if numbered is None:
             self._overflow("unacknowledged")
             return
         self._write(numbered, limit=False)
 
     def _write(self, frame: OutgoingFrame, *, limit: bool = True) -> None:
         writer = self._writer
-        if writer is None:
+        if writer is None or writer.send(frame) or not limit:
             return
-        writer.send(frame)
-        if limit and (
-            writer.queued_frames > MAX_PENDING_MESSAGES or writer.queued_bytes > MAX_PENDING_BYTES
-        ):
+        if writer.queued_frames > MAX_PENDING_MESSAGES or writer.queued_bytes > MAX_PENDING_BYTES:
             self._overflow("undelivered")
 
     def _overflow(self, what: str) -> None:

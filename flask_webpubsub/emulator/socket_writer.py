@@ -47,15 +47,17 @@ class SocketWriter:
     def queued_bytes(self) -> int:
         return self._queued_bytes
 
-    def send(self, frame: OutgoingFrame) -> None:
-        """Send a frame after those sent before it; nothing once closing has begun."""
+    def send(self, frame: OutgoingFrame) -> bool:
+        """Send a frame after those sent before it; nothing once closing has begun. Whether it
+        went to the transport at once (else it is queued)."""
         if self._closing is not None:
-            return
+            return True
         if not self._queue and self._write_raw_when_idle(frame):
-            return
+            return True
         self._queue.append(frame)
         self._queued_bytes += len(frame.data)
         self._wakeup.set()
+        return False
 
     def _write_raw_when_idle(self, frame: OutgoingFrame) -> bool:
         """The fast path: when the transport is open and has nothing left to write, write the

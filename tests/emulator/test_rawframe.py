@@ -87,9 +87,7 @@ async def _send_through_a_real_socket(
         await ws.prepare(request)
         writer = SocketWriter(ws, request.transport, asyncio.get_running_loop().create_task)
         for data in frames:
-            before = writer.queued_frames
-            writer.send(OutgoingFrame(data))
-            paths.append("queued" if writer.queued_frames > before else "raw")
+            paths.append("raw" if writer.send(OutgoingFrame(data)) else "queued")
         await writer.close(1000, "done")
         return ws
 

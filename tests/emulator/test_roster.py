@@ -66,8 +66,9 @@ class Writer:
     def sent(self) -> list[Any]:
         return [json.loads(f.data) if isinstance(f.data, str) else f.data for f in self.frames]
 
-    def send(self, frame: OutgoingFrame) -> None:
+    def send(self, frame: OutgoingFrame) -> bool:
         self.frames.append(frame)
+        return not self.backlog
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
