@@ -36,7 +36,8 @@ default_role = "code"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_preserve_defaults = True
-autodoc_class_signature = "separated"
+# The sidebar lists sections, not every documented object.
+toc_object_entries = False
 
 # No intersphinx: the build runs offline. Types from the libraries the package builds on are
 # shown by name without a link; every reference to this package must resolve, except these
@@ -46,13 +47,14 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(flask|werkzeug|click|azure|jwt|aiohttp|cloudevents|cryptography|pytest)\..*"),
     (r"py:.*", r"(collections\.abc|typing|types|enum|asyncio|concurrent\.futures|socket)\..*"),
     (r"py:class", r"Flask|CloudEvent|WebPubSubServiceClient|SansIOResponse|Future|Coroutine"),
+    (r"py:class", r"rsa\.RSAPrivateKey"),
 ]
 nitpick_ignore = [
     ("py:class", "JsonValue"),
     ("py:class", "flask_webpubsub.hubs.F"),
     ("py:class", "flask_webpubsub.emulator.runner.T"),
-    ("py:class", "flask_webpubsub.binding.ClientFactory"),
-    ("py:class", "flask_webpubsub.extension._Unset"),
+    ("py:class", "_Unset"),
+    ("py:class", "ClientFactory"),
     ("py:data", "ANY_USER_EVENT"),
     ("py:attr", "reason"),
 ]

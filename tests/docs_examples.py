@@ -14,17 +14,27 @@ examples). What each kind is and how it is checked:
 - ``text``: the output of the ``console`` block right before it; not checked.
 
 Any other language is an error, so no example goes unchecked by accident.
+
+The one kind that is compiled but not run: the short ``::`` snippets in the package's own
+docstrings, which the API reference shows. They are fragments (``...`` bodies, a bare ``await``)
+that lean on the surrounding text; :func:`docstring_examples` finds them all, and the test
+compiles each (or checks it as a command, when it is one), so a snippet that is not Python
+fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import importlib
+import inspect
 import io
 import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -222,6 +232,71 @@ def _check_options_in_help(program: str, args: list[str]) -> list[str]:
             for arg in args
             if arg.startswith("--") and not re.search(rf"{re.escape(arg.split('=')[0])}\b",
                                                       help_text)]
+
+
+#: The modules whose docstrings the API reference pages show (docs/api.rst, docs/core.rst).
+DOCUMENTED_MODULES = [
+    "flask_webpubsub", "flask_webpubsub.config", "flask_webpubsub.testing",
+    "flask_webpubsub.pytest_plugin", "flask_webpubsub.emulator", "flask_webpubsub.core",
+    *(f"flask_webpubsub.core.{name}" for name in (
+        "wire", "jsoncodec", "request", "signature", "entra", "state", "payload", "events",
+        "reply", "errors", "endpoint", "tokens", "service", "entra_issuer",
+    )),
+]
+
+
+def _documented_objects() -> Iterator[tuple[str, object]]:
+    """Every module, class, function and method of the documented modules, by name."""
+    seen: set[int] = set()
+    for module_name in DOCUMENTED_MODULES:
+        module = importlib.import_module(module_name)
+        queue: list[tuple[str, object]] = [(module_name, module)]
+        queue += [(f"{module_name}.{name}", value) for name, value in vars(module).items()
+                  if not name.startswith("_") and (inspect.isclass(value) or callable(value))
+                  and getattr(value, "__module__", "").startswith("flask_webpubsub")]
+        while queue:
+            name, obj = queue.pop(0)
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            yield name, obj
+            if inspect.isclass(obj):
+                for member, value in vars(obj).items():
+                    value = value.fget if isinstance(value, property) else value
+                    if (not member.startswith("_") or member == "__init__") and callable(value):
+                        queue.append((f"{name}.{member}", value))
+
+
+def docstring_examples() -> list[tuple[str, str]]:
+    """The ``::`` literal blocks of the documented docstrings: (object name, code)."""
+    found = []
+    for name, obj in _documented_objects():
+        lines = (inspect.getdoc(obj) or "").splitlines()
+        for index, line in enumerate(lines):
+            if not line.rstrip().endswith("::"):
+                continue
+            indent = len(line) - len(line.lstrip())
+            block: list[str] = []
+            for following in lines[index + 1:]:
+                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                    break
+                block.append(following)
+            found.append((name, textwrap.dedent("\n".join(block)).strip() + "\n"))
+    return found
+
+
+def docstring_problems(code: str, name: str) -> list[str]:
+    """What is wrong with a docstring snippet: a shell command (``python -m ...``, ``flask
+    ...``) is checked as a console command, anything else must compile as Python (a top-level
+    ``await`` allowed)."""
+    if code.startswith(("python -m ", "flask ", "pip ")):
+        return [f"{name}: {problem}" for line in code.splitlines() if line.strip()
+                for problem in check_command(shlex.split(line))]
+    try:
+        compile(code, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except SyntaxError as error:
+        return [f"{name}: {error}"]
+    return []
 
 
 def all_examples() -> Iterator[Example]:

@@ -16,7 +16,17 @@ from flask_webpubsub.config import CONFIG_KEYS
 from flask_webpubsub.emulator import EmulatorThread
 
 from . import secrets_guard
-from .docs_examples import DOCS, ROOT, Example, all_examples, check_command, commands, problems
+from .docs_examples import (
+    DOCS,
+    ROOT,
+    Example,
+    all_examples,
+    check_command,
+    commands,
+    docstring_examples,
+    docstring_problems,
+    problems,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -80,6 +90,22 @@ def test_console_commands_are_accepted_by_their_programs(example: Example) -> No
     assert found, f"{example.where}: a console block with no `$ ` command"
     assert [f"{example.where}: {problem}" for words in found for problem in check_command(words)
             ] == []
+
+
+DOCSTRING_EXAMPLES = docstring_examples()
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), DOCSTRING_EXAMPLES, ids=[name for name, _ in DOCSTRING_EXAMPLES]
+)
+def test_docstring_snippets_are_python(name: str, code: str) -> None:
+    assert docstring_problems(code, name) == []
+
+
+def test_docstring_snippets_are_found() -> None:
+    assert "flask_webpubsub.Hub" in {name for name, _ in DOCSTRING_EXAMPLES}
+    assert docstring_problems("x = (\n", "broken") != []
+    assert docstring_problems("python -m flask_webpubsub.emulator --prot 1\n", "typo") != []
 
 
 # --- the generated reference pages -------------------------------------------------------------

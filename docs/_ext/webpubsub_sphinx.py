@@ -2,6 +2,8 @@
 
 - ``{webpubsub-config}``: the configuration reference, from ``flask_webpubsub.config.CONFIG_KEYS``.
 - ``{program-help} module``: the ``--help`` text of ``python -m module``, as the program prints it.
+- reStructuredText that reached a Markdown page as text (a directive that generates rST, used
+  in a MyST page outside ``{eval-rst}``) is a warning, so the build fails instead of showing it.
 - A short name in a docstring (``ConnectResponse`` in ``flask_webpubsub.core.reply``) that
   Sphinx does not find in the docstring's own module resolves to the one documented object
   of that name (``flask_webpubsub.ConnectResponse``).
@@ -20,9 +22,12 @@ from typing import Any
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from flask_webpubsub.config import CONFIG_KEYS
+
+logger = logging.getLogger(__name__)
 
 #: Characters that mean something in MyST inline syntax, escaped in the registry's plain text.
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#$~])")
@@ -112,8 +117,20 @@ def resolve_documented_name(
     return resolved
 
 
+RST_DIRECTIVE = re.compile(r"^\.\. [\w:-]+::", re.MULTILINE)
+
+
+def warn_about_leaked_rst(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Warn about paragraphs that are reStructuredText directives shown as text."""
+    for paragraph in doctree.findall(nodes.paragraph):
+        if RST_DIRECTIVE.search(paragraph.astext()):
+            logger.warning("reStructuredText shown as text (wrap its directive in "
+                           "{eval-rst}): %r", paragraph.astext()[:60], location=paragraph)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("webpubsub-config", ConfigReference)
     app.add_directive("program-help", ProgramHelp)
     app.connect("missing-reference", resolve_documented_name)
+    app.connect("doctree-resolved", warn_about_leaked_rst)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
