@@ -7,15 +7,22 @@ Fixtures live in the ``conftest.py`` files; everything a test imports comes from
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+
+#: The checkout this test suite belongs to.
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Realistic keys: 44 characters, like the service's base64 keys.
 PRIMARY_KEY = "cHJpbWFyeS1rZXktZm9yLXRlc3RzLW9ubHktMDAwMDA="
@@ -92,3 +99,60 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
 #: that act on a failed test; the ``pytest_runtest_makereport`` hook of
 #: tests/example_app/conftest.py keeps them.
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+#: The WSGI servers the README names, as commands serving ``module:app`` on a loopback port.
+WSGI_SERVERS: dict[str, Callable[[str, int], list[str]]] = {
+    "werkzeug": lambda target, port: [
+        sys.executable, "-c",
+        f"from {target.split(':')[0]} import {target.split(':')[1]} as app; "
+        f"app.run(host='127.0.0.1', port={port})",
+    ],
+    "gunicorn": lambda target, port: [
+        str(Path(sys.executable).with_name("gunicorn")), "--threads", "4",
+        "-b", f"127.0.0.1:{port}", target,
+    ],
+    "granian": lambda target, port: [
+        str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--http", "1",
+        "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), target,
+    ],
+}
+
+
+@contextlib.contextmanager
+def run_wsgi_server(
+    kind: str,
+    directory: Path,
+    target: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[int]:
+    """Serve ``target`` (``module:app``, a module in ``directory``) with one of
+    :data:`WSGI_SERVERS` in a subprocess, this checkout's package first on its path; the port
+    (a free one unless given), once it accepts connections."""
+    port = port or free_port()
+    log_path = directory / f"{kind}.log"
+    environment = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            WSGI_SERVERS[kind](target, port), cwd=directory, env=environment, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert process.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, f"{kind} did not start"
+                    time.sleep(0.1)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

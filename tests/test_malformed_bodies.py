@@ -4,18 +4,14 @@ never a 500 and never a handler call with an empty body."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flask_webpubsub.core.service import build_event_headers
-from tests.support import PRIMARY_KEY, free_port
+from tests.support import PRIMARY_KEY, WSGI_SERVERS, run_wsgi_server
 
 APP = f'''
 from flask import Flask
@@ -29,49 +25,11 @@ app.config.update(
 WebPubSub(app).on_user_event("echo")(lambda event: "handled " + repr(event.data))
 '''
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).parents[1]
-SERVERS = {
-    "werkzeug": lambda port: [
-        sys.executable, "-c",
-        f"from app import app; app.run(host='127.0.0.1', port={port})",
-    ],
-    "gunicorn": lambda port: [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "app:app"],
-    "granian": lambda port: [
-        str(BIN / "granian"), "--interface", "wsgi", "--http", "1", "--blocking-threads", "1",
-        "--host", "127.0.0.1", "--port", str(port), "app:app",
-    ],
-}
-
-
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=sorted(WSGI_SERVERS))
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
     (tmp_path / "app.py").write_text(APP)
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, as installed or not
-    process = subprocess.Popen(
-        SERVERS[request.param](port), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, f"{request.param} did not start"
-                time.sleep(0.1)
+    with run_wsgi_server(request.param, tmp_path, "app:app") as port:
         yield request.param, port
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def send(port: int, body: bytes, *, close_early: bool = False) -> tuple[int, bytes]:

@@ -244,15 +244,16 @@ def test_the_cloudevent_of_connect_and_notifications(
     assert joined.data == {"group": "g"}
 
 
-def test_the_cloudevent_keeps_header_values_as_sent(
+def test_attribute_values_are_read_as_the_cloudevents_binding_writes_them(
     webpubsub_client: WebPubSubTestClient, seen: list[Any]
 ) -> None:
+    """Percent-encoded UTF-8 (docs/protocol.md section 2), in the event and its CloudEvent."""
     headers = event_headers("message", content_type="text/plain")
-    headers["ce-userId"] = "a%20b"
+    headers["ce-userId"] = "a%20b%C3%A9"
     headers["ce-signature"] = sign("conn1", [PRIMARY_KEY])
     webpubsub_client.post(headers, b"x")
-    assert seen[0].cloudevent["userid"] == "a%20b"
-    assert seen[0].user_id == "a%20b"
+    assert seen[0].cloudevent["userid"] == "a bé"
+    assert seen[0].user_id == "a bé"
 
 
 def test_the_mqtt_password_is_exact_bytes(

@@ -42,6 +42,7 @@ from .wire import (
     TYPE_PREFIX,
     USER_PREFIX,
     clip,
+    decode_attribute,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def required_header(headers: HeaderSource, name: str) -> str:
     value = headers.get(name)
     if not value or not value.strip():
         raise MalformedEvent(f"Missing required header {name}.")
-    return value.strip()
+    return decode_attribute(value.strip())
 
 
 def is_mqtt(headers: HeaderSource, subprotocol: str | None = None) -> bool:
@@ -103,12 +104,12 @@ def parse_event(
     is not a well-formed Web PubSub event. The signature must be verified before calling this.
     """
     ce_type, hub, connection_id = attributes or read_attributes(headers)
-    subprotocol = headers.get("ce-subprotocol") or None
+    subprotocol = _attribute(headers, "ce-subprotocol")
     context: dict[str, Any] = {
         "hub": hub,
         "connection_id": connection_id,
         "type": ce_type,
-        "user_id": headers.get("ce-userId") or None,
+        "user_id": _attribute(headers, "ce-userId"),
         "subprotocol": subprotocol,
         "state_header": headers.get("ce-connectionState"),
         "origin": headers.get("WebHook-Request-Origin"),
@@ -185,7 +186,7 @@ class _CloudEventAttributes(Mapping[str, str]):
     def _read(self) -> dict[str, str]:
         # The signature authenticates the request to this app; it is not part of the event.
         return {
-            name[3:].lower(): value
+            name[3:].lower(): decode_attribute(value)
             for name, value in self._headers.items()
             if name.lower().startswith("ce-") and name.lower() != "ce-signature"
         }
@@ -200,14 +201,20 @@ class _CloudEventAttributes(Mapping[str, str]):
         return len(self._read())
 
 
+def _attribute(headers: HeaderSource, name: str) -> str | None:
+    """An optional ``ce-*`` attribute's text; None when absent or empty."""
+    value = headers.get(name)
+    return decode_attribute(value) if value else None
+
+
 def _optional(value: Any, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
 def _mqtt_context(headers: HeaderSource) -> dict[str, Any]:
     return {
-        "physical_connection_id": headers.get("ce-physicalConnectionId") or "",
-        "session_id": headers.get("ce-sessionId") or None,
+        "physical_connection_id": _attribute(headers, "ce-physicalConnectionId") or "",
+        "session_id": _attribute(headers, "ce-sessionId"),
     }
 
 

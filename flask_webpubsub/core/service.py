@@ -21,7 +21,7 @@ from .events import ConnectResponse, MqttUserProperty
 from .jsoncodec import decode_json
 from .signature import sign
 from .state import encode_state
-from .wire import event_type
+from .wire import encode_attribute, event_type
 
 
 def build_event_headers(
@@ -46,34 +46,37 @@ def build_event_headers(
 
     ``state`` is the connection state, or its header value as the service stored it.
     ``ce_type`` names the type when the event name alone would not (a user event called
-    ``connected``). ``physical_connection_id`` marks an MQTT client.
+    ``connected``). ``physical_connection_id`` marks an MQTT client. Attribute values are
+    written as the CloudEvents HTTP binding writes them (:func:`.wire.encode_attribute`): a
+    user id such as "José" travels percent-encoded.
     """
+    encode = encode_attribute
     headers = {
         "ce-specversion": "1.0",
         "ce-awpsversion": "1.0",
-        "ce-type": ce_type or event_type(event_name),
-        "ce-source": f"/hubs/{hub.lower()}/client/{connection_id}",
+        "ce-type": encode(ce_type or event_type(event_name)),
+        "ce-source": encode(f"/hubs/{hub.lower()}/client/{connection_id}"),
         "ce-id": event_id or uuid.uuid4().hex,
         "ce-time": time
         or datetime.datetime.now(datetime.timezone.utc)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
-        "ce-hub": hub.lower(),
-        "ce-eventName": event_name,
-        "ce-connectionId": connection_id,
+        "ce-hub": encode(hub.lower()),
+        "ce-eventName": encode(event_name),
+        "ce-connectionId": encode(connection_id),
     }
     if keys:
         headers["ce-signature"] = sign(connection_id, keys)
     if user_id:
-        headers["ce-userId"] = user_id
+        headers["ce-userId"] = encode(user_id)
     if subprotocol:
-        headers["ce-subprotocol"] = subprotocol
+        headers["ce-subprotocol"] = encode(subprotocol)
     if state:
         headers["ce-connectionState"] = state if isinstance(state, str) else encode_state(state)
     if physical_connection_id:
-        headers["ce-physicalConnectionId"] = physical_connection_id
+        headers["ce-physicalConnectionId"] = encode(physical_connection_id)
         if session_id and event_name != "connect":
-            headers["ce-sessionId"] = session_id
+            headers["ce-sessionId"] = encode(session_id)
     if origin:
         headers["WebHook-Request-Origin"] = origin
     if content_type:

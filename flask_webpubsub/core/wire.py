@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 # -- CloudEvents types (docs/protocol.md section 2) ---------------------------------------------
 
@@ -39,6 +39,40 @@ def event_type(event_name: str) -> str:
     """The CloudEvents type of an event name: ``connect`` -> ``azure.webpubsub.sys.connect``,
     ``joined`` / ``left`` -> ``azure.webpubsub.gp.*``, anything else a user event."""
     return SYSTEM_EVENT_TYPES.get(event_name) or USER_PREFIX + event_name
+
+
+# -- attribute values in headers (docs/protocol.md section 2) ----------------------------------
+
+_PLAIN = frozenset(range(0x21, 0x7F)) - {ord('"'), ord("%")}
+
+
+def encode_attribute(value: str) -> str:
+    """A ``ce-*`` attribute as a header value, as the CloudEvents HTTP binding writes it
+    (section 3.1.3.2): space, ``"``, ``%`` and everything outside printable ASCII
+    percent-encoded as UTF-8. Ids, names and hubs of ASCII letters, digits and punctuation
+    stay as they are."""
+    if value.isascii() and all(ord(c) in _PLAIN for c in value):
+        return value
+    return "".join(
+        chr(b) if b in _PLAIN else f"%{b:02X}" for b in value.encode("utf-8")
+    )
+
+
+def decode_attribute(value: str) -> str:
+    """A ``ce-*`` header value as the attribute's text: percent-decoded (UTF-8), and raw UTF-8
+    that a WSGI server handed over as Latin-1 (PEP 3333) read as UTF-8. A value that is neither
+    stays as it arrived."""
+    if value.isascii():
+        if "%" not in value:
+            return value
+        try:
+            return unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 # -- media types --------------------------------------------------------------------------------
