@@ -1,9 +1,11 @@
 """A small but real chat on Azure Web PubSub: ``python -m example_app``.
 
-Sign in with a display name, pick a room, talk. Rooms are groups, messages are user events the
-app validates, stores (SQLite, the last 50 per room) and sends to the room with the service
-client; arrivals and departures are announced; each connection counts its messages in its
-connection state. Without ``WEBPUBSUB_CONNECTION_STRING`` it runs on the built-in emulator.
+Sign in with a display name (one person per name at a time), pick a room, talk. Rooms are
+groups, messages are user events the app validates, stores (SQLite, the last 50 per room) and
+sends to the room with the service client; arrivals and departures are announced; each
+connection counts its messages in its connection state. The page uses the official browser
+client, ``@azure/web-pubsub-client``, vendored in ``static/vendor/`` by ``vendor/build.sh``.
+Without ``WEBPUBSUB_CONNECTION_STRING`` it runs on the built-in emulator.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CHAT_DATABASE=os.path.join(app.instance_path, "chat.sqlite3"),
         CHAT_ROOMS=["general", "random", "help"],
         CHAT_BANNED_NAMES=["admin", "root", "system", "moderator"],
+        # How long a name stays with the person who claimed it without a live connection.
+        CHAT_NAME_HOLD_SECONDS=60,
         CHAT_MAX_NAME_LENGTH=24,
         CHAT_MAX_MESSAGE_LENGTH=500,
         CHAT_HISTORY_SIZE=50,

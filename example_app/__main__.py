@@ -2,7 +2,8 @@
 unless WEBPUBSUB_CONNECTION_STRING names a real Azure Web PubSub resource.
 
 Environment: EXAMPLE_HOST (127.0.0.1), EXAMPLE_PORT (5000), EMULATOR_PORT (8080),
-WEBPUBSUB_CONNECTION_STRING, SECRET_KEY.
+EXAMPLE_LOG_LEVEL (INFO; DEBUG adds every HTTP request), WEBPUBSUB_CONNECTION_STRING,
+SECRET_KEY.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .server import ChatServer
+from .server import ChatServer, PortInUseError
+
+#: The variable that moves each of the example's ports.
+PORT_VARIABLES = {"chat": "EXAMPLE_PORT", "emulator": "EMULATOR_PORT"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Loggers that write a record for every HTTP request: azure-core's HTTP logging policy (each
+#: request and response of the service client, headers and all, at INFO) and werkzeug's access
+#: log. A chat message is several requests; they are worth reading only when debugging.
+PER_REQUEST_LOGGERS = ("azure", "werkzeug")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class Options:
     port: int
     emulator_port: int
     connection_string: str | None
+    log_level: str = "INFO"
 
 
 def options_from(environ: Mapping[str, str]) -> Options:
@@ -35,23 +45,49 @@ def options_from(environ: Mapping[str, str]) -> Options:
             raise ValueError(f"{name} must be a port number (0-65535), not {value!r}")
         return int(value)
 
+    log_level = environ.get("EXAMPLE_LOG_LEVEL", "").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise ValueError(f"EXAMPLE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                         f"not {log_level!r}")
     return Options(
         host=environ.get("EXAMPLE_HOST", "").strip() or "127.0.0.1",
         port=port("EXAMPLE_PORT", 5000),
         emulator_port=port("EMULATOR_PORT", 8080),
         connection_string=environ.get("WEBPUBSUB_CONNECTION_STRING") or None,
+        log_level=log_level,
     )
+
+
+def configure_logging(level_name: str) -> None:
+    """The example's choice, made here and not in the library (which never configures
+    logging): ``level_name`` for the chat, the extension and the emulator; the per-request
+    loggers at WARNING unless that is DEBUG."""
+    level = logging.getLevelName(level_name)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+
+
+def port_in_use(exc: PortInUseError) -> str:
+    """What to do about a busy port, naming the variable that moves it."""
+    variable = PORT_VARIABLES[exc.role]
+    message = (
+        f"error: port {exc.port} is in use by another program, so the {exc.role} cannot "
+        f"listen on it. Set {variable} to a free port, for example:\n"
+        f"  {variable}={exc.port + 1} ./run-example.sh"
+    )
+    if exc.role == "chat" and exc.port == 5000:
+        message += "\n(On macOS the AirPlay Receiver listens on port 5000.)"
+    return message
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         options = options_from(os.environ)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(options.log_level)
     server = ChatServer(
         host=options.host,
         port=options.port,
@@ -63,10 +99,13 @@ def main() -> int:
     except ImportError as exc:  # the emulator needs the [emulator] extra
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except PortInUseError as exc:
+        print(port_in_use(exc), file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
-            f"error: cannot listen ({exc.strerror or exc}); set EXAMPLE_PORT or EMULATOR_PORT "
-            "to free ports",
+            f"error: cannot listen on {options.host} ({exc.strerror or exc}); check "
+            "EXAMPLE_HOST, EXAMPLE_PORT and EMULATOR_PORT",
             file=sys.stderr,
         )
         return 1

@@ -4,7 +4,8 @@ Every room is a group. Clients never join groups themselves: they ask with user 
 (``join``, ``leave``) and the app moves them with the service client, so the app decides who
 is where and announces it. Messages are user events too: validated here, stored, then sent to
 the room's group. Replies to user events are always 200, even for a refused message, because
-the service closes a client's connection after any other status.
+the service closes a client's connection after any other status. A name belongs to one person
+(one browser session, however many tabs) at a time: signing in and negotiating claim it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from azure.core.exceptions import AzureError
-from flask import abort, current_app, session
+from flask import abort, current_app, flash, session
 
 from flask_webpubsub import (
     ConnectedEvent,
@@ -76,14 +77,14 @@ def room_snapshot(room: str | None, sent: int) -> dict[str, Any]:
     }
 
 
-def announce(room: str, user: str, action: str, connection_id: str) -> None:
+def announce(room: str, user: str, action: str, members: list[str], connection_id: str) -> None:
     """Tell the room (but not the connection that moved) that ``user`` arrived or left."""
     presence = {
         "kind": "presence",
         "room": room,
         "user": user,
         "action": action,
-        "members": store.members(room),
+        "members": members,
         "time": now(),
     }
     try:
@@ -96,28 +97,42 @@ def announce(room: str, user: str, action: str, connection_id: str) -> None:
 
 def enter(connection_id: str, user: str, room: str) -> None:
     """Record the connection in the room; announce the user if they were not there yet."""
-    already_there = user in store.members(room)
-    store.set_presence(connection_id, user, room)
-    if not already_there:
-        announce(room, user, "arrived", connection_id)
+    members = store.enter(connection_id, user, room)
+    if members is not None:
+        announce(room, user, "arrived", members, connection_id)
 
 
 def leave(connection_id: str, user: str, room: str, *, gone: bool = False) -> None:
     """Take the connection out of the room; announce when the user's last connection left."""
-    if gone:
-        store.remove_presence(connection_id)
-    else:
-        store.set_presence(connection_id, user, None)
-    if user not in store.members(room):
-        announce(room, user, "left", connection_id)
+    members = store.leave(connection_id, user, room, gone=gone)
+    if members is not None:
+        announce(room, user, "left", members, connection_id)
+
+
+def name_in_use(name: str) -> str:
+    """What somebody who asks for a name that another person holds is told."""
+    return f"The name {name!r} is in use by someone else. Choose another."
 
 
 @webpubsub.on_negotiate
 def negotiate() -> NegotiateOptions:
-    """The signed-in name goes into the token as the user id; ``connect`` judges it."""
-    if "name" not in session:
+    """The signed-in name goes into the token as the user id; ``connect`` judges it.
+
+    Only the person who holds the name gets a token for it. They hold it from signing in, and
+    keep it by negotiating (every page load and reconnect does) or by staying connected; a name
+    whose holder went away may be taken by somebody else, and then the holder is signed out.
+    """
+    if "name" not in session or "person" not in session:
         abort(401, "sign in first")
-    return NegotiateOptions(user_id=session["name"])
+    name: str = session["name"]
+    if name and not store.claim_name(
+        name, session["person"], current_app.config["CHAT_NAME_HOLD_SECONDS"]
+    ):
+        logger.info("Signed out a page of %r: somebody else holds the name now", name)
+        session.pop("name")
+        flash(name_in_use(name))
+        abort(409, "that name is in use")
+    return NegotiateOptions(user_id=name)
 
 
 @webpubsub.on_connect
@@ -156,7 +171,7 @@ def disconnected(event: DisconnectedEvent) -> None:
     if event.user_id is None:
         return
     if room is None:
-        store.remove_presence(event.connection_id)
+        store.forget(event.connection_id)
     else:
         leave(event.connection_id, event.user_id, room, gone=True)
 

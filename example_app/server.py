@@ -6,12 +6,14 @@ emulator_port=0).start()`` serves on free ports, ``stop()`` ends both.
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, make_server, select_address_family
 
 from . import create_app, store
 
@@ -24,12 +26,33 @@ def browsable(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
 
 
+class PortInUseError(OSError):
+    """Another program listens on a port the chat needs: :attr:`role` says whose it was to be,
+    ``"chat"`` or ``"emulator"``."""
+
+    def __init__(self, role: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"port {port} is in use")
+        self.role = role
+        self.port = port
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so that a busy port is an exception the caller explains
+    (werkzeug's own bind prints a message of its own and exits)."""
+    try:
+        return socket.create_server((host, port), family=select_address_family(host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError("chat", port) from exc
+        raise
+
+
 class ChatServer:
     """The chat app on werkzeug's threaded server, in a background thread.
 
     Without ``connection_string`` it starts the emulator on ``emulator_port`` and points its
     hub's event handler at the app. Port 0 picks a free port; the real ones are in
-    :attr:`url` and :attr:`emulator`.
+    :attr:`url` and :attr:`emulator`. A port that is taken raises :class:`PortInUseError`.
     """
 
     def __init__(
@@ -59,17 +82,28 @@ class ChatServer:
     def start(self) -> ChatServer:
         # The app's socket first: the emulator needs its port for the event handler URL, and
         # the app needs the emulator's connection string. Requests wait until serving starts.
-        http = make_server(self.host, self.port, _not_ready, threaded=True)
+        listener = listen(self.host, self.port)
+        try:
+            http = make_server(
+                self.host, self.port, _not_ready, threaded=True, fd=listener.fileno()
+            )
+        finally:
+            listener.close()  # the server has its own duplicate of the socket
         self._http = http
-        self.port = http.server_port
+        self.port = http.port
         try:
             connection_string = self.connection_string
             if connection_string is None:
-                connection_string = self._start_emulator()
+                try:
+                    connection_string = self._start_emulator()
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise PortInUseError("emulator", self.emulator_port) from exc
+                    raise
             app = create_app({**self.config, "WEBPUBSUB_CONNECTION_STRING": connection_string})
             if self.emulator is not None:
                 with app.app_context():
-                    store.clear_presence()  # a fresh service has no connections yet
+                    store.clear_connections()
             self.app = http.app = app
         except BaseException:
             self.stop()

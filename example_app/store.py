@@ -1,4 +1,5 @@
-"""The chat's SQLite database: the last messages of each room, who is where, and refusals.
+"""The chat's SQLite database: the last messages of each room, who is where, who holds which
+name, and refusals.
 
 One short-lived ``sqlite3`` connection per request (``flask.g``), as in Flask's tutorial; the
 file lives in the instance folder unless ``CHAT_DATABASE`` says otherwise.
@@ -26,6 +27,11 @@ CREATE TABLE IF NOT EXISTS presence (
     connection_id TEXT PRIMARY KEY,
     user TEXT NOT NULL,
     room TEXT
+);
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    person TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS refusals (
     user TEXT PRIMARY KEY,
@@ -124,18 +130,39 @@ def history(room: str, limit: int) -> list[Message]:
     return [Message(**dict(row)) for row in reversed(rows)]
 
 
-def set_presence(connection_id: str, user: str, room: str | None) -> None:
-    """Record which room a connection is in (None: none)."""
+def enter(connection_id: str, user: str, room: str) -> list[str] | None:
+    """Put the connection in ``room``. When the user was not there yet (an arrival), the room's
+    members now; else None.
+
+    The check and the change are one transaction: a page that reconnects has its new
+    connection's ``connected`` and its old one's ``disconnected`` handled at the same time, and
+    each must see what the other did.
+    """
     db = _db()
     with db:
-        db.execute(
-            "INSERT INTO presence (connection_id, user, room) VALUES (?, ?, ?) "
-            "ON CONFLICT (connection_id) DO UPDATE SET room = excluded.room",
-            (connection_id, user, room),
-        )
+        db.execute("BEGIN IMMEDIATE")
+        arrived = user not in _members(db, room)
+        _place(db, connection_id, user, room)
+        return _members(db, room) if arrived else None
 
 
-def remove_presence(connection_id: str) -> None:
+def leave(connection_id: str, user: str, room: str, *, gone: bool) -> list[str] | None:
+    """Take the connection out of ``room`` (and forget it when it is ``gone``). When that was
+    the user's last connection there (a departure), the room's members now; else None."""
+    db = _db()
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        was_there = user in _members(db, room)
+        if gone:
+            db.execute("DELETE FROM presence WHERE connection_id = ?", (connection_id,))
+        else:
+            _place(db, connection_id, user, None)
+        members = _members(db, room)
+        return members if was_there and user not in members else None
+
+
+def forget(connection_id: str) -> None:
+    """The connection is gone."""
     db = _db()
     with db:
         db.execute("DELETE FROM presence WHERE connection_id = ?", (connection_id,))
@@ -143,18 +170,61 @@ def remove_presence(connection_id: str) -> None:
 
 def members(room: str) -> list[str]:
     """The users with at least one connection in the room, sorted."""
-    rows = _db().execute(
+    return _members(_db(), room)
+
+
+def _place(db: sqlite3.Connection, connection_id: str, user: str, room: str | None) -> None:
+    db.execute(
+        "INSERT INTO presence (connection_id, user, room) VALUES (?, ?, ?) "
+        "ON CONFLICT (connection_id) DO UPDATE SET room = excluded.room",
+        (connection_id, user, room),
+    )
+
+
+def _members(db: sqlite3.Connection, room: str) -> list[str]:
+    rows = db.execute(
         "SELECT DISTINCT user FROM presence WHERE room = ? ORDER BY user COLLATE NOCASE",
         (room,),
     ).fetchall()
-    return [row["user"] for row in rows]
+    return [row[0] for row in rows]
 
 
-def clear_presence() -> None:
-    """Forget every connection: for a fresh start with a fresh (emulated) service."""
+def clear_connections() -> None:
+    """Forget every connection, and who held which name: for a fresh start with a fresh
+    (emulated) service, which has no connections yet."""
     db = _db()
     with db:
         db.execute("DELETE FROM presence")
+        db.execute("DELETE FROM names")
+
+
+def claim_name(name: str, person: str, hold_seconds: float) -> bool:
+    """Give ``name`` (any case) to ``person`` unless somebody else holds it; True when it is
+    theirs now.
+
+    A name is held while its holder has a live connection, and for ``hold_seconds`` after they
+    last claimed it (between signing in and connecting, or while a page reconnects). One
+    statement, so two people claiming a free name at once cannot both get it.
+    """
+    now = time.time()
+    db = _db()
+    with db:
+        cursor = db.execute(
+            "INSERT INTO names (name, person, at) VALUES (:name, :person, :now) "
+            "ON CONFLICT (name) DO UPDATE SET name = excluded.name, person = excluded.person, "
+            "at = excluded.at "
+            "WHERE names.person = excluded.person OR (names.at < :stale AND NOT EXISTS "
+            "(SELECT 1 FROM presence WHERE presence.user = names.name COLLATE NOCASE))",
+            {"name": name, "person": person, "now": now, "stale": now - hold_seconds},
+        )
+    return cursor.rowcount == 1
+
+
+def release_name(name: str, person: str) -> None:
+    """``person`` lets go of ``name`` (signing out)."""
+    db = _db()
+    with db:
+        db.execute("DELETE FROM names WHERE name = ? AND person = ?", (name, person))
 
 
 def record_refusal(user: str, status: int, reason: str) -> None:

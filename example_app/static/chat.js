@@ -1,13 +1,15 @@
-// The chat page. It negotiates through /negotiate, connects with the json.webpubsub.azure.v1
-// subprotocol and sends user events (join, leave, message) the app answers. Everything that
-// comes from the server or from other users is shown with textContent, never as HTML.
-"use strict";
+// The chat page, on the official browser client of Azure Web PubSub, @azure/web-pubsub-client
+// (vendored in static/vendor/ by example_app/vendor/build.sh). The client negotiates through the
+// app's /negotiate before every connection, reconnects by itself, and sends the user events
+// (join, leave, message) the app answers; the answers, and what the app sends to the room,
+// arrive as server and group messages. Everything that comes from the server or from other users
+// is shown with textContent, never as HTML.
+import { WebPubSubClient, WebPubSubJsonProtocol } from "./vendor/web-pubsub-client.js";
 
-(() => {
-  const root = document.getElementById("chat");
-  if (!root) return;
+const root = document.getElementById("chat");
+if (root) run(root);
 
-  const SUBPROTOCOL = "json.webpubsub.azure.v1";
+function run(root) {
   const me = root.dataset.user;
   const byId = (id) => document.getElementById(id);
   const status = byId("status");
@@ -21,13 +23,33 @@
 
   let room = null; // the room on screen
   let wanted = sessionStorage.getItem("chat.room") || root.dataset.defaultRoom;
-  let socket = null;
-  let nextAckId = 1;
-  let failures = 0; // failed attempts since the last good connection
+  let connected = false;
   let everConnected = false;
+  let attempts = 0; // connections tried since the last one that worked
+  let startFailures = 0;
+  let toldServerGone = false;
   let stopped = false;
 
-  const clock = (date) => date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const client = new WebPubSubClient(
+    { getClientAccessUrl: clientAccessUrl },
+    // The plain JSON subprotocol rather than the client's default reliable one: the app sends
+    // the room's history with every (re)connection, so nothing said meanwhile is missed, and the
+    // page can say at once that the connection is gone, where the reliable protocol would spend
+    // up to 30 s quietly trying to recover it.
+    { protocol: WebPubSubJsonProtocol() },
+  );
+
+  const timeOfDay = { hour: "2-digit", minute: "2-digit" };
+  const clock = (date) => date.toLocaleTimeString([], timeOfDay);
+
+  // Today's messages show the time; older ones the day too, and the year when it is not this one.
+  function when(date, now = new Date()) {
+    if (date.toDateString() === now.toDateString()) return clock(date);
+    const day = date.getFullYear() === now.getFullYear()
+      ? { day: "numeric", month: "short" }
+      : { day: "numeric", month: "short", year: "numeric" };
+    return `${date.toLocaleDateString([], day)}, ${clock(date)}`;
+  }
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -54,9 +76,10 @@
   function addMessage(message) {
     const item = element("li", message.user === me ? "message mine" : "message");
     item.dataset.id = message.id;
-    const time = element("time", "", clock(new Date(message.time)));
+    const date = new Date(message.time);
+    const time = element("time", "", when(date));
     time.dateTime = message.time;
-    time.title = message.time;
+    time.title = date.toLocaleString([], { dateStyle: "full", timeStyle: "short" });
     item.append(element("span", "who", message.user), time, element("p", "text", message.text));
     append(item);
   }
@@ -66,9 +89,8 @@
   }
 
   function enableComposer() {
-    const ready = socket !== null && socket.readyState === WebSocket.OPEN && room !== null;
-    input.disabled = sendButton.disabled = !ready;
-    leaveButton.disabled = !ready;
+    const ready = connected && room !== null;
+    input.disabled = sendButton.disabled = leaveButton.disabled = !ready;
   }
 
   function enterRoom(snapshot) {
@@ -88,7 +110,7 @@
     } else {
       log.replaceChildren();
       snapshot.history.forEach(addMessage);
-      addNote(room ? `You joined #${room}.` : "You left the room. Pick one on the left.");
+      addNote(room ? `You joined #${room}.` : "You left the room. Pick one from the rooms.");
     }
     showMembers(snapshot.members);
     sentCounter.textContent = snapshot.sent;
@@ -98,6 +120,7 @@
 
   // What the app sends: replies to our events, and what it sends to the room.
   function onServerData(data) {
+    if (data === null || typeof data !== "object") return;
     switch (data.kind) {
       case "room":
         enterRoom(data);
@@ -106,7 +129,9 @@
         if (data.room === room) addMessage(data);
         break;
       case "presence":
-        if (data.room === room) {
+        // Never about ourselves, but for the one race the app cannot order: a reconnecting
+        // page's new connection can hear its old one's departure.
+        if (data.room === room && data.user !== me) {
           addNote(`${data.user} ${data.action === "arrived" ? "arrived" : "left"}.`);
           showMembers(data.members);
         }
@@ -123,16 +148,96 @@
     }
   }
 
-  function sendEvent(event, data) {
-    if (socket === null || socket.readyState !== WebSocket.OPEN) {
+  function serverGone() {
+    setStatus("unreachable", "Cannot reach the chat server. Retrying…");
+    if (toldServerGone) return;
+    toldServerGone = true;
+    addNote("Cannot reach the chat server: it has stopped, or the network is down. " +
+            "The chat carries on by itself when the server is back.", true);
+  }
+
+  // The client calls this before every new connection, its reconnections included.
+  async function clientAccessUrl() {
+    attempts += 1;
+    if (attempts > 1 && status.dataset.state !== "unreachable") {
+      setStatus("reconnecting", `Reconnecting (attempt ${attempts})…`);
+    }
+    let response;
+    try {
+      response = await fetch("/negotiate", { cache: "no-store" });
+    } catch {
+      serverGone(); // never the browser's own words ("Failed to fetch")
+      throw new Error("The chat server is not reachable.");
+    }
+    if (response.status === 401 || response.status === 409) {
+      // Signed out in another tab, or the name went to somebody else: the reloaded page says so.
+      window.location.reload();
+      return new Promise(() => {}); // never settles: the page is going away
+    }
+    if (!response.ok) {
+      setStatus("unreachable", `The chat server answered ${response.status}. Retrying…`);
+      throw new Error(`The chat server answered ${response.status}.`);
+    }
+    const access = await response.json();
+    // The room to be put in, so that a reconnected page lands where it was.
+    const url = new URL(access.url);
+    url.searchParams.set("room", wanted || "");
+    return url.toString();
+  }
+
+  client.on("connected", (event) => {
+    connected = true;
+    attempts = 0;
+    startFailures = 0;
+    toldServerGone = false;
+    status.dataset.connectionId = event.connectionId;
+    status.title = `Connection ${event.connectionId}`;
+    if (everConnected) {
+      setStatus("connected", `Reconnected at ${clock(new Date())}`);
+      addNote("Reconnected.");
+    } else {
+      setStatus("connected", "Connected");
+    }
+    everConnected = true;
+    enableComposer();
+  });
+
+  client.on("disconnected", (event) => {
+    connected = false;
+    enableComposer();
+    if (stopped) return;
+    const reason = event.message && event.message.message;
+    addNote(reason ? `Connection lost: ${reason}` : "Connection lost.", true);
+    setStatus("reconnecting", "Connection lost. Reconnecting…");
+  });
+
+  client.on("stopped", () => {
+    connected = false;
+    enableComposer();
+    if (!stopped) setStatus("stopped", "Disconnected. Reload the page to connect again.");
+  });
+
+  client.on("server-message", (event) => onServerData(event.message.data));
+  client.on("group-message", (event) => onServerData(event.message.data));
+
+  async function send(event, data) {
+    if (!connected) {
       errorLine.textContent = "Not connected: nothing was sent.";
       return false;
     }
-    socket.send(JSON.stringify({ type: "event", event, dataType: "json", data, ackId: nextAckId++ }));
-    return true;
+    try {
+      await client.sendEvent(event, data, "json");
+      return true;
+    } catch (error) {
+      const detail = error && error.errorDetail && error.errorDetail.message;
+      errorLine.textContent = detail
+        ? `Not sent: ${detail}`
+        : "Not sent: the connection was lost. Try again once it is back.";
+      return false;
+    }
   }
 
-  // After a connection that never opened: did the app refuse us, and why?
+  // After a first connection that failed: did the app refuse us, and why?
   async function showRefusal() {
     let info;
     try {
@@ -150,94 +255,40 @@
     return true;
   }
 
-  function retry(why) {
-    failures += 1;
-    const delay = Math.min(10000, 500 * 2 ** (failures - 1));
-    const seconds = Math.max(1, Math.round(delay / 1000));
-    const what = everConnected ? "Connection lost" : "Could not connect";
-    setStatus("reconnecting", `${what}${why ? ` (${why})` : ""}. Reconnecting in ${seconds} s…`);
-    setTimeout(connect, delay);
-  }
-
-  async function connect() {
+  // The client reconnects by itself once it has been connected; a first connection that
+  // fails is tried again here.
+  async function start() {
     if (stopped) return;
-    setStatus(everConnected ? "reconnecting" : "connecting",
-              everConnected ? "Reconnecting…" : "Connecting…");
-    let access;
     try {
-      const response = await fetch("/negotiate", { cache: "no-store" });
-      if (response.status === 401) {
-        window.location.reload(); // signed out in another tab
-        return;
+      await client.start();
+    } catch {
+      if (await showRefusal()) return;
+      startFailures += 1;
+      const seconds = Math.min(10, 2 ** (startFailures - 1));
+      if (status.dataset.state !== "unreachable") {
+        setStatus("reconnecting", `Could not connect. Trying again in ${seconds} s…`);
       }
-      if (!response.ok) throw new Error(`negotiate answered ${response.status}`);
-      access = await response.json();
-    } catch (error) {
-      retry(error.message);
-      return;
+      setTimeout(start, seconds * 1000);
     }
-    // The room to be put in, so a reconnected page lands where it was.
-    const separator = access.url.includes("?") ? "&" : "?";
-    const ws = new WebSocket(
-      `${access.url}${separator}room=${encodeURIComponent(wanted || "")}`, SUBPROTOCOL);
-    socket = ws;
-    let welcomed = false;
-    let reason = null;
-
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      if (frame.type === "system" && frame.event === "connected") {
-        welcomed = true;
-        failures = 0;
-        status.dataset.connectionId = frame.connectionId;
-        status.title = `Connection ${frame.connectionId}`;
-        if (everConnected) {
-          setStatus("connected", `Reconnected at ${clock(new Date())}`);
-          addNote("Reconnected.");
-        } else {
-          setStatus("connected", "Connected");
-        }
-        everConnected = true;
-        enableComposer();
-      } else if (frame.type === "system" && frame.event === "disconnected") {
-        reason = frame.message || null;
-      } else if (frame.type === "ack" && !frame.success && frame.error) {
-        errorLine.textContent = `The service refused that: ${frame.error.message || frame.error.name}`;
-      } else if (frame.type === "message" && frame.dataType === "json" && frame.data) {
-        onServerData(frame.data);
-      }
-    });
-
-    ws.addEventListener("close", async () => {
-      if (socket === ws) socket = null;
-      enableComposer();
-      if (stopped) return;
-      if (!welcomed && (await showRefusal())) return;
-      if (welcomed) addNote(reason ? `Connection lost: ${reason}` : "Connection lost.", true);
-      retry(reason);
-    });
   }
 
   for (const button of document.querySelectorAll("button.room")) {
     button.addEventListener("click", () => {
-      if (button.dataset.room !== room) sendEvent("join", { room: button.dataset.room });
+      if (button.dataset.room !== room) send("join", { room: button.dataset.room });
     });
   }
-  leaveButton.addEventListener("click", () => sendEvent("leave", {}));
-  byId("composer").addEventListener("submit", (event) => {
+  leaveButton.addEventListener("click", () => send("leave", {}));
+  byId("composer").addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = input.value.trim();
-    if (text && sendEvent("message", { text })) input.value = "";
+    if (!text) return;
+    input.value = "";
+    if (!(await send("message", { text })) && !input.value) input.value = text;
   });
   window.addEventListener("pagehide", () => {
     stopped = true;
-    if (socket !== null) socket.close(1000);
+    client.stop();
   });
 
-  connect();
-})();
+  start();
+}

@@ -3,8 +3,10 @@ history, connection state and presence."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import jwt
 import pytest
 from azure.core.exceptions import ServiceRequestError
 from flask import Flask
+from markupsafe import escape
 
 from example_app import create_app
 
@@ -97,6 +100,89 @@ def test_an_empty_name_is_refused_and_explained(app: Flask, users: ChatUsers) ->
 def test_names_are_clipped_before_they_reach_the_cookie(app: Flask) -> None:
     browser = sign_in(app, "y" * 5000)
     assert browser.get("/api/session").json["name"] == "y" * 200
+
+
+# --- one name, one person ------------------------------------------------------------------
+
+
+def test_a_name_in_use_is_refused_at_sign_in(app: Flask, users: ChatUsers) -> None:
+    alice = sign_in(app, "alice")
+    assert alice.get("/negotiate").status_code == 200
+    users.connect("alice")
+    for name in ("alice", "ALICE", "  Alice "):
+        other = app.test_client()
+        reply = other.post("/signin", data={"name": name})
+        assert reply.status_code == 409
+        page = reply.get_data(as_text=True)
+        refusal = f"The name {name.strip()!r} is in use by someone else. Choose another."
+        assert escape(refusal) in page
+        assert f'value="{name.strip()}"' in page  # kept in the box, to change
+        assert other.get("/api/session").json == {"name": None, "refusal": None}
+        assert other.get("/negotiate").status_code == 401
+
+
+def test_the_holder_may_sign_in_again_and_open_more_tabs(app: Flask, users: ChatUsers) -> None:
+    alice = sign_in(app, "alice")
+    alice.get("/negotiate")
+    users.connect("alice")
+    assert alice.post("/signin", data={"name": "alice"}).status_code == 302
+    # A second tab shares the session: it negotiates, and connects as the same user.
+    assert alice.get("/negotiate").status_code == 200
+    assert users.connect("alice").accepted
+
+
+def test_a_name_is_held_between_signing_in_and_connecting(app: Flask) -> None:
+    sign_in(app, "alice")
+    assert app.test_client().post("/signin", data={"name": "alice"}).status_code == 409
+
+
+def test_a_name_is_free_once_its_holder_is_gone(app: Flask, users: ChatUsers) -> None:
+    app.config["CHAT_NAME_HOLD_SECONDS"] = 0
+    alice = sign_in(app, "alice")
+    alice.get("/negotiate")
+    connection = users.connect("alice")
+    other = app.test_client()
+    assert other.post("/signin", data={"name": "alice"}).status_code == 409  # still connected
+    users.disconnect(connection)
+    assert other.post("/signin", data={"name": "alice"}).status_code == 302
+    assert other.get("/negotiate").status_code == 200
+    # The first holder's page reconnects: it is signed out, and told why.
+    app.config["CHAT_NAME_HOLD_SECONDS"] = 60
+    assert alice.get("/negotiate").status_code == 409
+    assert alice.get("/api/session").json["name"] is None
+    page = alice.get("/").get_data(as_text=True)
+    assert escape("The name 'alice' is in use by someone else. Choose another.") in page
+    assert 'action="/signin"' in page
+
+
+def test_signing_out_frees_the_name(app: Flask) -> None:
+    alice = sign_in(app, "alice")
+    alice.post("/signout")
+    assert sign_in(app, "alice").get("/negotiate").status_code == 200
+
+
+def test_taking_another_name_frees_the_old_one(app: Flask) -> None:
+    browser = sign_in(app, "alice")
+    assert browser.post("/signin", data={"name": "alicia"}).status_code == 302
+    assert app.test_client().post("/signin", data={"name": "alice"}).status_code == 302
+    assert app.test_client().post("/signin", data={"name": "alicia"}).status_code == 409
+
+
+def test_of_people_asking_for_a_free_name_at_once_one_gets_it(app: Flask) -> None:
+    people = [app.test_client() for _ in range(8)]
+    start = threading.Barrier(len(people))
+    statuses: list[int] = []
+
+    def ask(client: Any) -> None:
+        start.wait()
+        statuses.append(client.post("/signin", data={"name": "alice"}).status_code)
+
+    threads = [threading.Thread(target=ask, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(statuses) == [302] + [409] * 7
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -346,9 +432,45 @@ def test_the_chat_page_lists_the_rooms_and_needs_no_cdn(app: Flask) -> None:
     for room in ("general", "random", "help"):
         assert f'data-room="{room}"' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    for name in ("chat.js", "chat.css"):
+    assert '<script type="module" src="/static/chat.js">' in page
+    for name in ("chat.js", "chat.css", "vendor/web-pubsub-client.js",
+                 "vendor/web-pubsub-client.LICENSES.txt"):
         with browser.get(f"/static/{name}") as asset:
             assert asset.status_code == 200
+
+
+def test_the_page_uses_the_vendored_official_client() -> None:
+    script = (STATIC / "chat.js").read_text()
+    assert 'from "./vendor/web-pubsub-client.js"' in script
+    assert "new WebPubSubClient(" in script
+    # No hand-written subprotocol: the client speaks it.
+    assert "new WebSocket(" not in script
+    assert "ackId" not in script
+
+
+def test_the_vendored_client_says_what_it_is_and_carries_its_licences() -> None:
+    bundle = (STATIC / "vendor" / "web-pubsub-client.js").read_text()
+    header = bundle.splitlines()[0]
+    assert header.startswith("/* @azure/web-pubsub-client 1.0.4 (MIT, Microsoft Corporation)")
+    assert "example_app/vendor/build.sh" in header
+    assert "export{" in bundle.replace(" ", "")  # one ES module
+    licences = (STATIC / "vendor" / "web-pubsub-client.LICENSES.txt").read_text()
+    for package in ("@azure/web-pubsub-client@1.0.4 (MIT)", "@azure/logger@", "events@",
+                    "buffer@", "ieee754@"):
+        assert package in licences
+    assert "MIT License" in licences
+    assert "Copyright (c) Microsoft Corporation." in licences
+
+
+def test_the_vendoring_is_pinned() -> None:
+    vendor = STATIC.parent / "vendor"
+    lock = json.loads((vendor / "package-lock.json").read_text())
+    packages = lock["packages"]
+    assert packages["node_modules/@azure/web-pubsub-client"]["version"] == "1.0.4"
+    manifest = json.loads((vendor / "package.json").read_text())
+    for pins in (manifest["dependencies"], manifest["devDependencies"]):
+        assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in pins.values())
+    assert "npm ci" in (vendor / "build.sh").read_text()
 
 
 def test_signing_out(app: Flask) -> None:
