@@ -106,7 +106,8 @@ WSGI_SERVERS: dict[str, Callable[[str, int], list[str]]] = {
     "werkzeug": lambda target, port: [
         sys.executable, "-c",
         f"from {target.split(':')[0]} import {target.split(':')[1]} as app; "
-        f"app.run(host='127.0.0.1', port={port})",
+        "from werkzeug.serving import run_simple; "
+        f"run_simple('127.0.0.1', {port}, app, threaded=True)",
     ],
     "gunicorn": lambda target, port: [
         str(Path(sys.executable).with_name("gunicorn")), "--threads", "4",

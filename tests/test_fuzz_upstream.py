@@ -63,7 +63,9 @@ def _build_app() -> Flask:
     @webpubsub.on_connect
     def connect(event: Any) -> ConnectResponse | None:
         _check_signed(event)
-        event.state["claims"] = event.claims  # client input into the state, and back out
+        # Client input into the state, and back out: cut to fit the state's 4 KiB limit, as a
+        # correct app must (a larger state is the app's error, answered 500 and logged).
+        event.state["claims"] = repr(event.claims)[:300]
         if event.query:
             return ConnectResponse(user_id=event.user_id or "anonymous", groups=list(event.query))
         return None
@@ -71,7 +73,7 @@ def _build_app() -> Flask:
     @webpubsub.on_user_event
     def echo(event: Any) -> Any:
         _check_signed(event)
-        event.state["last"] = event.data if event.data_type == "text" else event.data_type
+        event.state["last"] = event.data[:300] if event.data_type == "text" else event.data_type
         return event.data  # the client's own payload, whatever it decoded to
 
     def notification(event: Any) -> None:
