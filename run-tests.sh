@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (a venv, the package with its extras, Debian's chromium
-# and wrk) and runs the linters, the type checker, the docs build (Sphinx, warnings are errors)
+# Installs everything the tests need (a venv, the package with its extras, Debian's chromium,
+# wrk and nginx, the official JavaScript SDKs from tests/js's lockfile) and runs the linters, the type checker, the docs build (Sphinx, warnings are errors)
 # and the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 . .ci/setup-venv.sh
 . .ci/install-system-packages.sh
+. .ci/install-node-packages.sh
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"
