@@ -55,8 +55,6 @@ nitpick_ignore = [
     ("py:class", "flask_webpubsub.emulator.runner.T"),
     ("py:class", "_Unset"),
     ("py:class", "ClientFactory"),
-    ("py:data", "ANY_USER_EVENT"),
-    ("py:attr", "reason"),
 ]
 
 html_theme = "flask"

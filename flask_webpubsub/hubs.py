@@ -45,7 +45,7 @@ class Hub:
     def handlers(self) -> Mapping[str, Callable[..., Any]]:
         """The registered handlers by the CloudEvents type they take
         (``azure.webpubsub.sys.connect``, ``azure.webpubsub.user.chat`` ...);
-        :data:`ANY_USER_EVENT` is the catch-all user event handler. Read-only."""
+        ``azure.webpubsub.user`` is the catch-all user event handler. Read-only."""
         return self._handlers
 
     def handler(self, ce_type: str) -> Callable[..., Any] | None:

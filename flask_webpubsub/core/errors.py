@@ -26,7 +26,10 @@ class InvalidTokenError(ValueError):
 class RequestRefused(ValueError):
     """An upstream request the protocol refuses: :attr:`status` and a one-line :attr:`reason`."""
 
+    #: The HTTP status the refusal is answered with.
     status = 400
+    #: One line that says what is wrong; never a secret.
+    reason: str
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
