@@ -9,6 +9,7 @@ reconnection token while its connection waits (``recovery_timeout``).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 
@@ -235,6 +236,8 @@ def _frame_error(error: WebSocketError) -> str:
 def _close_reason(ws: web.WebSocketResponse, clean: bool) -> str | None:
     if clean:
         return None
+    if isinstance(ws.exception(), asyncio.TimeoutError):
+        return "The client did not answer the keep-alive ping."
     if ws.exception() is not None:
         return f"The connection was lost without a close frame ({type(ws.exception()).__name__})."
     return "The connection was lost without a close frame."

@@ -13,6 +13,8 @@ from .messages import (
     DataMessage,
     JoinGroup,
     LeaveGroup,
+    Ping,
+    Pong,
     Request,
     SendEvent,
     SendToGroup,
@@ -30,6 +32,9 @@ async def handle(
     """Carry out one request of ``connection``, and answer its ack id, if it has one."""
     if isinstance(request, SequenceAck):
         connection.acknowledge(request.sequence_id)
+        return
+    if isinstance(request, Ping):
+        connection.send(Pong())
         return
     ack_id = request.ack_id
     if ack_id is not None and connection.is_duplicate(ack_id):

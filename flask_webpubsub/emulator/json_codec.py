@@ -26,6 +26,8 @@ from .messages import (
     JoinGroup,
     LeaveGroup,
     Message,
+    Ping,
+    Pong,
     Request,
     SendEvent,
     SendToGroup,
@@ -63,6 +65,8 @@ class JsonCodec(Codec):
             return SendToGroup(_name(fields, "group"), _payload(fields), ack_id, no_echo)
         if request_type == "event":
             return SendEvent(_name(fields, "event"), _payload(fields), ack_id)
+        if request_type == "ping":
+            return Ping()
         raise ProtocolViolation(f"unknown message type {str(request_type)[:40]!r}")
 
     def encode(self, message: Message) -> Frame | None:
@@ -94,6 +98,8 @@ class JsonCodec(Codec):
             if message.reconnection_token is not None:
                 fields["reconnectionToken"] = message.reconnection_token
             return _text(fields)
+        if isinstance(message, Pong):
+            return '{"type":"pong"}'
         return _text(  # Disconnected
             {"type": "system", "event": "disconnected", "message": message.reason or ""}
         )

@@ -53,7 +53,13 @@ class SequenceAck:
     sequence_id: int
 
 
-Request: TypeAlias = JoinGroup | LeaveGroup | SendToGroup | SendEvent | SequenceAck
+@dataclass(frozen=True)
+class Ping:
+    """A client's keep-alive: the service answers :class:`Pong`, and the client knows the
+    connection is alive (``@azure/web-pubsub-client`` sends one every 20 s)."""
+
+
+Request: TypeAlias = JoinGroup | LeaveGroup | SendToGroup | SendEvent | SequenceAck | Ping
 
 # -- messages: service to client ----------------------------------------------------------------
 
@@ -95,4 +101,9 @@ class Disconnected:
     reason: str | None
 
 
-Message: TypeAlias = DataMessage | Ack | Connected | Disconnected
+@dataclass(frozen=True)
+class Pong:
+    """The answer to a :class:`Ping`."""
+
+
+Message: TypeAlias = DataMessage | Ack | Connected | Disconnected | Pong

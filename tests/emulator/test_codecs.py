@@ -20,6 +20,8 @@ from flask_webpubsub.emulator.messages import (
     JoinGroup,
     LeaveGroup,
     Message,
+    Ping,
+    Pong,
     Request,
     SendEvent,
     SendToGroup,
@@ -49,6 +51,8 @@ def client_frame(request: Request) -> str:
     fields: dict[str, Any]
     if isinstance(request, SequenceAck):
         return json.dumps({"type": "sequenceAck", "sequenceId": request.sequence_id})
+    if isinstance(request, Ping):
+        return json.dumps({"type": "ping"})
     if isinstance(request, JoinGroup):
         fields = {"type": "joinGroup", "group": request.group}
     elif isinstance(request, LeaveGroup):
@@ -83,6 +87,12 @@ def test_json_codecs_decode_every_request(codec: Codec, request_: Request) -> No
 def test_json_data_without_a_type_is_json() -> None:
     frame = '{"type": "sendToGroup", "group": "g", "data": {"a": 1}}'
     assert JSON.decode(frame) == SendToGroup("g", Payload("json", text='{"a":1}'))
+
+
+@pytest.mark.parametrize("codec", [JSON, RELIABLE_JSON], ids=["json", "reliable"])
+def test_json_codecs_answer_ping_with_pong(codec: Codec) -> None:
+    assert codec.decode('{"type": "ping"}') == Ping()
+    assert codec.encode(Pong()) == '{"type":"pong"}'
 
 
 def test_only_the_reliable_codec_takes_sequence_acks() -> None:
@@ -171,6 +181,6 @@ def test_the_simple_codec_sends_data_as_it_is(payload: Payload) -> None:
     assert frame == (payload.binary if payload.is_binary else payload.text)
 
 
-@pytest.mark.parametrize("message", [message for message, _ in MESSAGES], ids=repr)
+@pytest.mark.parametrize("message", [*(message for message, _ in MESSAGES), Pong()], ids=repr)
 def test_the_simple_codec_has_no_acks_nor_system_messages(message: Message) -> None:
     assert SIMPLE.encode(message) is None
