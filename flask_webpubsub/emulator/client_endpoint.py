@@ -24,11 +24,10 @@ from flask_webpubsub.core.wire import (
 )
 
 from . import dispatch
-from .codec import Codec, ProtocolViolation, ReliableCodec
+from .codec import Codec, ProtocolViolation
 from .connection import CLOSE_POLICY, Connection
 from .handshake import ClientRequest, Refused, accept
 from .json_codec import JSON, RELIABLE_JSON
-from .messages import Disconnected
 from .roster import Roster
 from .service import Service
 from .simple_codec import SIMPLE
@@ -41,10 +40,6 @@ CODECS: dict[str | None, Codec] = {
     None: SIMPLE,
     JSON_SUBPROTOCOL: JSON,
     RELIABLE_JSON_SUBPROTOCOL: RELIABLE_JSON,
-}
-#: The codecs whose clients may recover a connection.
-RELIABLE_CODECS: dict[str | None, ReliableCodec] = {
-    name: codec for name, codec in CODECS.items() if isinstance(codec, ReliableCodec)
 }
 
 
@@ -153,13 +148,8 @@ class ClientEndpoint:
         ):
             reason = "The connection cannot be recovered: it is unknown, expired or closed."
             self.service.trace.add("connection", hub_name.lower(), connection_id or None, reason)
-            # Answered in the reliable protocol the client asked for (JSON when it is unknown).
-            codec = RELIABLE_CODECS.get(subprotocol, RELIABLE_JSON)
-            frame = codec.encode(Disconnected(reason))
-            if isinstance(frame, str):
-                await ws.send_str(frame)
-            elif frame is not None:
-                await ws.send_bytes(frame)
+            # Only the close code says so (client spec 1.4): a disconnected message here would
+            # replace the reason the client was given when its connection was closed.
             await ws.close(code=CLOSE_POLICY, message=b"Connection cannot be recovered")
             return ws
         writer = SocketWriter(ws, request.transport, self.service.spawn)

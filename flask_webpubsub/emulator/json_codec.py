@@ -137,8 +137,14 @@ def _data(payload: Payload) -> str:
 
 def _payload(fields: dict[str, Any]) -> Payload:
     """The ``dataType`` and ``data`` of a ``sendToGroup`` or ``event`` frame."""
-    data_type, data = fields.get("dataType"), fields.get("data")
+    if "data" not in fields:
+        raise ProtocolViolation("'data' is missing")
+    data_type, data = fields.get("dataType"), fields["data"]
     if data_type is None or data_type == "json":
+        if data is None:
+            # Nothing to deliver: what a stream start or a keep-alive looks like to a service
+            # that does not know them, and never a message for the whole group.
+            raise ProtocolViolation("'data' is null")
         return Payload("json", text=_text(data))
     if data_type == "text":
         if not isinstance(data, str):

@@ -63,3 +63,11 @@ def test_an_idle_client_keeps_its_connection_for_a_minute(stack: Stack, protocol
     assert result["data"] == "still here"
     assert len(stack.recorded.of("connect")) == 1
     wait_for(lambda: stack.recorded.of("disconnected", connection_id), what="disconnected")
+
+
+def test_a_reliable_client_closed_by_the_app_sees_the_apps_reason(stack: Stack) -> None:
+    result = reported(run_node(stack, "close_reason.mjs"), "result")
+    first, second = result["connections"]
+    assert first != second
+    assert result["disconnects"] == ["closed by the app"]
+    assert stack.recorded.of("disconnected", first) == ["closed by the app"]
