@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from flask_webpubsub.core.endpoint import ServiceEndpoint
 
+from .faults import UpstreamFault
 from .server import Emulator
 
 T = TypeVar("T")
@@ -111,9 +112,27 @@ class EmulatorThread:
             raise RuntimeError("the emulator is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def drop(self, connection_id: str) -> bool:
+    def drop(self, connection_id: str, hub: str | None = None) -> bool:
         """:meth:`Emulator.drop` from this thread."""
-        return self.call(self.emulator.drop(connection_id))
+        return self.call(self.emulator.drop(connection_id, hub))
+
+    def close_connection(
+        self, connection_id: str, *, code: int = 1000, reason: str | None = None,
+        hub: str | None = None,
+    ) -> bool:
+        """:meth:`Emulator.close_connection` from this thread."""
+        return self.call(
+            self.emulator.close_connection(connection_id, code=code, reason=reason, hub=hub)
+        )
+
+    def add_upstream_fault(self, fault: UpstreamFault | None = None, **settings: Any
+                           ) -> UpstreamFault:
+        """:meth:`Emulator.add_upstream_fault` (thread-safe)."""
+        return self.emulator.add_upstream_fault(fault, **settings)
+
+    def clear_upstream_faults(self) -> int:
+        """:meth:`Emulator.clear_upstream_faults` (thread-safe)."""
+        return self.emulator.clear_upstream_faults()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close every connection and stop the thread; safe to call twice."""

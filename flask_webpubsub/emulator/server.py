@@ -18,9 +18,11 @@ from flask_webpubsub.core.wire import HUB_NAME_RULE, MAX_MESSAGE_BYTES, SYSTEM_E
 
 from . import client_endpoint, page, rest
 from .event_handlers import ANY_HUB, EventHandler
+from .faults import UpstreamFault
+from .redact import RedactingLogger
 from .roster import Roster
 from .service import Service
-from .upstream import Upstream
+from .upstream import RETRY_DELAYS, Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ class Emulator:
 
     ``access_key`` signs and checks every token (random when not given); more keys in
     ``extra_access_keys`` are accepted too and sign ``ce-signature``, like a secondary key.
+
+    An upstream call that fails with 408, a 5xx or a network error is tried again after each of
+    ``upstream_retry_delays`` seconds, as the service does (``()``: never). ``upstream_faults``
+    are in force from the start (see :meth:`add_upstream_fault`).
     """
 
     def __init__(
@@ -51,6 +57,8 @@ class Emulator:
         user_events: str | Iterable[str] = "*",
         event_handlers: Mapping[str, Sequence[EventHandler]] | None = None,
         upstream_timeout: float = 20.0,
+        upstream_retry_delays: Sequence[float] = RETRY_DELAYS,
+        upstream_faults: Iterable[UpstreamFault] = (),
         recovery_timeout: float = 30.0,
         heartbeat: float | None = 30.0,
         ack_delay: float = 0.01,
@@ -81,8 +89,11 @@ class Emulator:
         self.validate_upstream = validate_upstream
         self._event_handlers = event_handlers
         self.upstream = Upstream(
-            event_handlers, self.access_keys, self.public_host, upstream_timeout
+            event_handlers, self.access_keys, self.public_host, upstream_timeout,
+            retry_delays=upstream_retry_delays,
         )
+        for fault in upstream_faults:
+            self.upstream.faults.add(fault)
         self.service = Service(
             self.access_keys, self.upstream, recovery_timeout=recovery_timeout, ack_delay=ack_delay
         )
@@ -133,10 +144,12 @@ class Emulator:
             app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
             client_endpoint.add_routes(app, self.service, self.heartbeat)
             rest.add_routes(app, self.service)
-            page.add_routes(app, self.snapshot, self.service.trace)
-            # No access log: client URLs carry access tokens.
+            page.add_routes(app, self, self.service.trace, {self.host, self.public_host})
+            # No access log: client URLs carry access tokens; and the server's own error lines,
+            # which quote a malformed request line, go through a logger that redacts them.
             runner = web.AppRunner(
-                app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+                app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                logger=RedactingLogger(logging.getLogger("aiohttp.server")),
             )
             await runner.setup()
             try:
@@ -178,6 +191,8 @@ class Emulator:
         """The roster of every hub used so far, by lower-case hub name."""
         return self.service.rosters
 
+    # -- fault injection --------------------------------------------------------------------------
+
     async def drop(self, connection_id: str, hub: str | None = None) -> bool:
         """Cut a client's socket without a close frame, as a network failure would.
 
@@ -185,6 +200,30 @@ class Emulator:
         whether a connected socket was found.
         """
         return self.service.drop(connection_id, hub)
+
+    async def close_connection(
+        self, connection_id: str, *, code: int = 1000, reason: str | None = None,
+        hub: str | None = None,
+    ) -> bool:
+        """Close a client's connection with a close frame of ``code`` (e.g. 1011, or 4000-4999)
+        and ``reason``, after a ``disconnected`` message in its protocol; the upstream gets
+        ``disconnected``. Returns whether the connection was found."""
+        return await self.service.close(connection_id, code, reason, hub)
+
+    def add_upstream_fault(self, fault: UpstreamFault | None = None, **settings: Any
+                           ) -> UpstreamFault:
+        """Make matching upstream calls slow or fail: ``add_upstream_fault(delay=2.0)``,
+        ``add_upstream_fault(status=503, event="message", count=1)`` (``status=0``: a network
+        error). Thread-safe. Returns the fault, numbered."""
+        return self.upstream.faults.add(fault if fault is not None else UpstreamFault(**settings))
+
+    def clear_upstream_faults(self) -> int:
+        """Remove every upstream fault; how many there were."""
+        return self.upstream.faults.clear()
+
+    def upstream_faults(self) -> list[dict[str, Any]]:
+        """The upstream faults in force."""
+        return self.upstream.faults.describe()
 
     def snapshot(self) -> dict[str, Any]:
         """Hubs, connections and groups, as the live page shows them."""

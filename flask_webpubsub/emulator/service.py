@@ -111,15 +111,43 @@ class Service:
 
         task.add_done_callback(forget)
 
+    def find(self, connection_id: str, hub: str | None = None) -> tuple[Roster, Connection] | None:
+        """A connection (in ``hub``, else in any hub) and its hub's roster."""
+        if hub is None:
+            rosters = list(self._rosters.values())
+        else:
+            rosters = [r for r in [self._rosters.get(hub.lower())] if r is not None]
+        for roster in rosters:
+            connection = roster.connections.get(connection_id)
+            if connection is not None:
+                return roster, connection
+        return None
+
     def drop(self, connection_id: str, hub: str | None = None) -> bool:
         """Cut a client's socket without a close frame, as a network failure would; whether a
         connected socket was found."""
-        rosters = self._rosters.values() if hub is None else [self._rosters.get(hub.lower())]
-        for roster in rosters:
-            connection = roster.connections.get(connection_id) if roster is not None else None
-            if connection is not None:
-                return connection.drop()
-        return False
+        found = self.find(connection_id, hub)
+        if found is None or not found[1].drop():
+            return False
+        roster = found[0]
+        self.trace.add("connection", roster.name, connection_id, "dropped (fault injection)")
+        logger.info("Dropped connection %s of hub %s (fault injection).", connection_id,
+                    roster.name)
+        return True
+
+    async def close(
+        self, connection_id: str, code: int, reason: str | None, hub: str | None = None
+    ) -> bool:
+        """Close a connection with a close frame of ``code`` and ``reason`` (fault injection;
+        the REST API's close always sends 1000); whether it was found."""
+        found = self.find(connection_id, hub)
+        if found is None:
+            return False
+        roster, connection = found
+        logger.info("Closing connection %s of hub %s with %d (fault injection).", connection_id,
+                    roster.name, code)
+        await roster.end(connection, reason, code=code)
+        return True
 
     async def close_connections(self) -> None:
         """Close every connection: 1001 (going away), and no upstream event."""

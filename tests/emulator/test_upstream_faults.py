@@ -138,6 +138,7 @@ def test_slow_upstream_times_out_with_a_clear_log_line(
 
 
 def test_dead_upstream_fails_connects_and_events_until_it_returns(stack: Stack) -> None:
+    stack.emulator.emulator.upstream.retry_delays = ()  # fail at once (retries: test_retries)
     with ExitStack() as sockets:
         ws = sockets.enter_context(connect(stack.negotiate("d"), subprotocols=subprotocols(JSON)))
         json.loads(ws.recv(timeout=5))
