@@ -34,6 +34,10 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008  # ends the connection: a reliable client must not try to recover
 
+#: How many invocations a connection may have waiting for the upstream at once. The service
+#: documents no limit; without one, a single client could hold any number of upstream calls.
+MAX_INVOCATIONS = 100
+
 #: The permissions a role may grant, on every group or on one (``webpubsub.<permission>[.<g>]``).
 PERMISSIONS = ("joinLeaveGroup", "sendToGroup")
 
@@ -135,6 +139,7 @@ class Connection:
         self._ended = False
         self._ack_ids: set[int] = set()
         self._ack_order: deque[int] = deque()
+        self._invocations: dict[str, asyncio.Task[None]] = {}
 
     def __repr__(self) -> str:
         return f"<Connection {self.connection_id} hub={self.hub_name!r} user={self.user_id!r}>"
@@ -189,6 +194,34 @@ class Connection:
         """The client has every data message up to ``sequence_id``."""
         if self._resend is not None:
             self._resend.acknowledge(sequence_id)
+
+    # -- invocations ---------------------------------------------------------------------------
+
+    @property
+    def invocations(self) -> int:
+        """How many of its invocations wait for the upstream."""
+        return len(self._invocations)
+
+    def is_invoking(self, invocation_id: str) -> bool:
+        return invocation_id in self._invocations
+
+    def start_invocation(self, invocation_id: str, task: asyncio.Task[None]) -> None:
+        """Keep an invocation's task until it ends, so that it can be cancelled."""
+        self._invocations[invocation_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._invocations.get(invocation_id) is done:
+                del self._invocations[invocation_id]
+
+        task.add_done_callback(forget)
+
+    def cancel_invocation(self, invocation_id: str) -> bool:
+        """Stop an invocation (its upstream call too); whether it was running."""
+        task = self._invocations.pop(invocation_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -306,3 +339,5 @@ class Connection:
             self._resend.clear()
         self._ack_ids.clear()
         self._ack_order.clear()
+        for invocation_id in list(self._invocations):
+            self.cancel_invocation(invocation_id)

@@ -1,16 +1,22 @@
 """What the service does with each client request, in every client protocol (docs/protocol.md
-section 8): permissions, groups, group sends, user events and their replies, and acks.
+section 8): permissions, groups, group sends, user events and their replies, invocations, and
+acks.
 
 Requests of one connection are handled one at a time, in order, as the service does: a user event
-blocks the next request until the upstream answers.
+blocks the next request until the upstream answers. An invocation does not: it runs on its own
+(the client correlates its answer by invocation id), so that the client can cancel it, ping, and
+invoke again meanwhile.
 """
 
 from __future__ import annotations
 
-from .connection import Connection
+from .connection import MAX_INVOCATIONS, Connection
 from .messages import (
     Ack,
+    CancelInvocation,
     DataMessage,
+    Invoke,
+    InvokeResponse,
     JoinGroup,
     LeaveGroup,
     Ping,
@@ -23,7 +29,13 @@ from .messages import (
 from .payload import Payload
 from .roster import Roster
 from .service import Service
-from .upstream import UpstreamError
+from .upstream import UpstreamError, UpstreamReply
+
+#: The error of an invocation the upstream did not answer with success (the service's name for
+#: "event handler is not registered or response is not a success status code", concept-ack.md).
+INVOCATION_FAILED = "InvocationFailed"
+#: What an invocation without data sends upstream.
+_NO_DATA = Payload("text")
 
 
 async def handle(
@@ -35,6 +47,14 @@ async def handle(
         return
     if isinstance(request, Ping):
         connection.send(Pong())
+        return
+    if isinstance(request, Invoke):
+        _start_invocation(service, roster, connection, request)
+        return
+    if isinstance(request, CancelInvocation):
+        if connection.cancel_invocation(request.invocation_id):
+            service.trace.add("message", roster.name, connection.connection_id,
+                              f"invocation {request.invocation_id} cancelled by the client")
         return
     ack_id = request.ack_id
     if ack_id is not None and connection.is_duplicate(ack_id):
@@ -123,17 +143,95 @@ async def _user_event(
                     f"The upstream answered the {name!r} event with {reply.status}.")
         return
     connection.connection_state = reply.next_connection_state(connection.connection_state)
-    if reply.status != 204 and (reply.body or reply.content_type):
-        try:
-            answer = Payload.from_http(reply.content_type, reply.body, strict=False)
-        except ValueError as exc:
-            await _fail(service, roster, connection, ack_id,
-                        f"The upstream's reply to {name!r} is invalid: {exc}.")
-            return
+    try:
+        answer = _answer(reply)
+    except ValueError as exc:
+        await _fail(service, roster, connection, ack_id,
+                    f"The upstream's reply to {name!r} is invalid: {exc}.")
+        return
+    if answer is not None:
         connection.deliver(DataMessage(answer))
         service.trace.add("message", roster.name, connection.connection_id,
                           f"reply ({answer.data_type}): {answer.preview()}")
     _succeeded(connection, ack_id)
+
+
+def _start_invocation(
+    service: Service, roster: Roster, connection: Connection, request: Invoke
+) -> None:
+    """Run an invocation in the background, or refuse it at once."""
+    invocation_id = request.invocation_id
+    if request.target != "event":
+        refusal = f"Invocation target {request.target[:40]!r} is not supported: use 'event'."
+    elif connection.is_invoking(invocation_id):
+        refusal = f"Invocation {invocation_id[:80]!r} is still running."
+    elif connection.invocations >= MAX_INVOCATIONS:
+        refusal = f"The connection has {MAX_INVOCATIONS} invocations running, the most it may."
+    else:
+        task = service.spawn(_invoke(service, roster, connection, request))
+        connection.start_invocation(invocation_id, task)
+        return
+    service.trace.add("error", roster.name, connection.connection_id, refusal)
+    connection.send(InvokeResponse(invocation_id, error="BadRequest", reason=refusal))
+
+
+async def _invoke(
+    service: Service, roster: Roster, connection: Connection, request: Invoke
+) -> None:
+    """An invocation reaches the upstream as the user event it names (nothing tells the two
+    apart there), and its reply, or why there is none, goes back as the invocation's response;
+    unlike an event, a failed invocation leaves the connection open."""
+    name, payload = request.event, request.payload or _NO_DATA
+    service.trace.add("message", roster.name, connection.connection_id,
+                      f"invoke {name} ({payload.data_type}): {payload.preview()}")
+    response = await _call(service, roster, connection, request.invocation_id, name, payload)
+    if connection.ended:
+        return
+    if response.error is not None:
+        service.trace.add("error", roster.name, connection.connection_id, response.reason)
+    connection.send(response)
+
+
+async def _call(
+    service: Service,
+    roster: Roster,
+    connection: Connection,
+    invocation_id: str,
+    name: str,
+    payload: Payload,
+) -> InvokeResponse:
+    handler = service.upstream.handler(roster.name, name, system=False)
+    if handler is None:
+        return InvokeResponse(invocation_id, error=INVOCATION_FAILED,
+                              reason=f"No event handler takes the user event {name!r}.")
+    try:
+        reply = await service.upstream.send(
+            handler, connection, name, payload.body, payload.content_type, system=False
+        )
+    except UpstreamError as exc:
+        return InvokeResponse(invocation_id, error=INVOCATION_FAILED,
+                              reason=f"The {name!r} invocation failed: {exc}")
+    if not reply.ok:
+        detail = reply.body[:512].decode("utf-8", "replace").strip()
+        return InvokeResponse(
+            invocation_id, error=INVOCATION_FAILED,
+            reason=f"The upstream answered the {name!r} invocation with {reply.status}"
+            + (f": {detail}" if detail else "."),
+        )
+    connection.connection_state = reply.next_connection_state(connection.connection_state)
+    try:
+        return InvokeResponse(invocation_id, _answer(reply))
+    except ValueError as exc:
+        return InvokeResponse(invocation_id, error=INVOCATION_FAILED,
+                              reason=f"The upstream's reply to {name!r} is invalid: {exc}.")
+
+
+def _answer(reply: UpstreamReply) -> Payload | None:
+    """The data of a successful reply, or None when it has none (204, or no body and no type);
+    ``ValueError`` when it is undecodable."""
+    if reply.status == 204 or not (reply.body or reply.content_type):
+        return None
+    return Payload.from_http(reply.content_type, reply.body, strict=False)
 
 
 async def _fail(

@@ -21,8 +21,11 @@ from flask_webpubsub.core.wire import (
 from .codec import Codec, Frame, ProtocolViolation, ReliableCodec
 from .messages import (
     Ack,
+    CancelInvocation,
     Connected,
     DataMessage,
+    Invoke,
+    InvokeResponse,
     JoinGroup,
     LeaveGroup,
     Message,
@@ -67,6 +70,14 @@ class JsonCodec(Codec):
             return SendEvent(_name(fields, "event"), _payload(fields), ack_id)
         if request_type == "ping":
             return Ping()
+        if request_type == "invoke":
+            target = fields.get("target", "event")
+            if not isinstance(target, str):
+                raise ProtocolViolation("'target' must be a string")
+            payload = _payload(fields) if "data" in fields or "dataType" in fields else None
+            return Invoke(_name(fields, "invocationId"), _name(fields, "event"), payload, target)
+        if request_type == "cancelInvocation":
+            return CancelInvocation(_name(fields, "invocationId"))
         raise ProtocolViolation(f"unknown message type {str(request_type)[:40]!r}")
 
     def encode(self, message: Message) -> Frame | None:
@@ -79,10 +90,7 @@ class JsonCodec(Codec):
                 fields["group"] = message.group
                 if message.from_user_id is not None:
                     fields["fromUserId"] = message.from_user_id
-            payload = message.payload
-            # The payload's JSON text goes in as it is, not parsed and encoded again.
-            head = _text(fields)
-            return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}}}'
+            return _with_data(fields, message.payload)
         if isinstance(message, Ack):
             fields = {"type": "ack", "ackId": message.ack_id, "success": message.error is None}
             if message.error is not None:
@@ -100,6 +108,15 @@ class JsonCodec(Codec):
             return _text(fields)
         if isinstance(message, Pong):
             return '{"type":"pong"}'
+        if isinstance(message, InvokeResponse):
+            fields = {
+                "type": "invokeResponse",
+                "invocationId": message.invocation_id,
+                "success": message.error is None,
+            }
+            if message.error is not None:
+                fields["error"] = {"name": message.error, "message": message.reason}
+            return _text(fields) if message.payload is None else _with_data(fields, message.payload)
         return _text(  # Disconnected
             {"type": "system", "event": "disconnected", "message": message.reason or ""}
         )
@@ -124,6 +141,13 @@ RELIABLE_JSON = ReliableJsonCodec()
 
 def _text(value: Any) -> str:
     return encode_json(value).decode()
+
+
+def _with_data(fields: dict[str, Any], payload: Payload) -> str:
+    """A frame of ``fields`` and the payload's ``dataType`` and ``data``: its JSON text goes in
+    as it is, not parsed and encoded again."""
+    head = _text(fields)
+    return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}}}'
 
 
 def _data(payload: Payload) -> str:

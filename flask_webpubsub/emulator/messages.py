@@ -59,7 +59,31 @@ class Ping:
     connection is alive (``@azure/web-pubsub-client`` sends one every 20 s)."""
 
 
-Request: TypeAlias = JoinGroup | LeaveGroup | SendToGroup | SendEvent | SequenceAck | Ping
+@dataclass(frozen=True)
+class Invoke:
+    """A user event whose reply comes back as the :class:`InvokeResponse` of
+    ``invocation_id`` (or as its failure), while the client's other requests go on."""
+
+    invocation_id: str
+    event: str
+    #: None: the client sent no data.
+    payload: Payload | None
+    #: What the invocation calls: only ``"event"`` (the upstream) is served.
+    target: str = "event"
+
+
+@dataclass(frozen=True)
+class CancelInvocation:
+    """The client no longer waits for an invocation: the service stops it and answers
+    nothing."""
+
+    invocation_id: str
+
+
+Request: TypeAlias = (
+    JoinGroup | LeaveGroup | SendToGroup | SendEvent | SequenceAck | Ping | Invoke
+    | CancelInvocation
+)
 
 # -- messages: service to client ----------------------------------------------------------------
 
@@ -106,4 +130,15 @@ class Pong:
     """The answer to a :class:`Ping`."""
 
 
-Message: TypeAlias = DataMessage | Ack | Connected | Disconnected | Pong
+@dataclass(frozen=True)
+class InvokeResponse:
+    """The outcome of an :class:`Invoke`: the upstream's reply (None when it had no data), or
+    an error name and why."""
+
+    invocation_id: str
+    payload: Payload | None = None
+    error: str | None = None
+    reason: str = ""
+
+
+Message: TypeAlias = DataMessage | Ack | Connected | Disconnected | Pong | InvokeResponse

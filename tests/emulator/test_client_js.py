@@ -71,3 +71,4 @@ def test_a_reliable_client_closed_by_the_app_sees_the_apps_reason(stack: Stack) 
     assert first != second
     assert result["disconnects"] == ["closed by the app"]
     assert stack.recorded.of("disconnected", first) == ["closed by the app"]
+

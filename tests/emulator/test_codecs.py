@@ -14,9 +14,12 @@ from flask_webpubsub.emulator.codec import Codec, ProtocolViolation, ReliableCod
 from flask_webpubsub.emulator.json_codec import JSON, RELIABLE_JSON
 from flask_webpubsub.emulator.messages import (
     Ack,
+    CancelInvocation,
     Connected,
     DataMessage,
     Disconnected,
+    Invoke,
+    InvokeResponse,
     JoinGroup,
     LeaveGroup,
     Message,
@@ -53,6 +56,15 @@ def client_frame(request: Request) -> str:
         return json.dumps({"type": "sequenceAck", "sequenceId": request.sequence_id})
     if isinstance(request, Ping):
         return json.dumps({"type": "ping"})
+    if isinstance(request, CancelInvocation):
+        return json.dumps({"type": "cancelInvocation", "invocationId": request.invocation_id})
+    if isinstance(request, Invoke):
+        # As @azure/web-pubsub-client writes it: no dataType and no data when it has none.
+        fields = {"type": "invoke", "invocationId": request.invocation_id,
+                  "target": request.target, "event": request.event}
+        if request.payload is not None:
+            fields.update(client_data(request.payload))
+        return json.dumps(fields)
     if isinstance(request, JoinGroup):
         fields = {"type": "joinGroup", "group": request.group}
     elif isinstance(request, LeaveGroup):
@@ -75,6 +87,10 @@ REQUESTS: list[Request] = [
     SendToGroup("room", TEXT, no_echo=True),
     *(SendEvent("chat", payload, ack_id=4) for payload in PAYLOADS),
     SendEvent("chat", JSON_DATA),
+    *(Invoke("7", "chat", payload) for payload in PAYLOADS),
+    Invoke("8", "chat", None),
+    Invoke("9", "room", TEXT, target="group"),
+    CancelInvocation("7"),
 ]
 
 
@@ -148,6 +164,16 @@ MESSAGES: list[tuple[Message, dict[str, Any]]] = [
       "reconnectionToken": "t0k3n"}),
     (Disconnected("bye"), {"type": "system", "event": "disconnected", "message": "bye"}),
     (Disconnected(None), {"type": "system", "event": "disconnected", "message": ""}),
+    (InvokeResponse("i1"), {"type": "invokeResponse", "invocationId": "i1", "success": True}),
+    (InvokeResponse("i2", JSON_DATA),
+     {"type": "invokeResponse", "invocationId": "i2", "success": True, "dataType": "json",
+      "data": {"n": [1, 2]}}),
+    (InvokeResponse("i3", TEXT),
+     {"type": "invokeResponse", "invocationId": "i3", "success": True, "dataType": "text",
+      "data": "héllo"}),
+    (InvokeResponse("i4", error="InvocationFailed", reason="500"),
+     {"type": "invokeResponse", "invocationId": "i4", "success": False,
+      "error": {"name": "InvocationFailed", "message": "500"}}),
 ]
 
 
