@@ -79,12 +79,25 @@ class ResendBuffer:
         """A data frame with the next sequence id, kept until acknowledged; None when the
         client has fallen too far behind."""
         self._last_sequence_id += 1
-        numbered = OutgoingFrame(self._codec.number(frame.data, self._last_sequence_id))
+        numbered = OutgoingFrame(
+            self._codec.number(frame.data, self._last_sequence_id), frame.expires
+        )
         self._frames.append((self._last_sequence_id, numbered))
         self._bytes += len(numbered.data)
-        if len(self._frames) > MAX_PENDING_MESSAGES or self._bytes > MAX_PENDING_BYTES:
-            return None
+        if self._full():
+            self._drop_expired()  # they no longer count: they are never sent again
+            if self._full():
+                return None
         return numbered
+
+    def _full(self) -> bool:
+        return len(self._frames) > MAX_PENDING_MESSAGES or self._bytes > MAX_PENDING_BYTES
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        kept = deque(item for item in self._frames if not item[1].expired(now))
+        self._bytes = sum(len(frame.data) for _, frame in kept)
+        self._frames = kept
 
     def acknowledge(self, sequence_id: int) -> None:
         """The client has every message up to ``sequence_id``: stop keeping them."""
@@ -93,6 +106,8 @@ class ResendBuffer:
             self._bytes -= len(frame.data)
 
     def __iter__(self) -> Iterator[OutgoingFrame]:
+        """What to send again, in order: the frames whose time to live has not run out."""
+        self._drop_expired()
         return (frame for _, frame in self._frames)
 
     def clear(self) -> None:
@@ -254,7 +269,9 @@ class Connection:
             frame = message.frames[self.codec]
         except KeyError:
             data = self.codec.encode(message)
-            frame = message.frames[self.codec] = None if data is None else OutgoingFrame(data)
+            frame = message.frames[self.codec] = (
+                None if data is None else OutgoingFrame(data, message.expires)
+            )
         if frame is None:
             return
         if self._resend is None:

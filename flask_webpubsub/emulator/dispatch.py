@@ -63,7 +63,7 @@ async def handle(
         )
         return
     if isinstance(request, SendEvent):
-        await _user_event(service, roster, connection, request.event, request.payload, ack_id)
+        await _user_event(service, roster, connection, request)
         return
     if isinstance(request, JoinGroup):
         if not _allowed(service, connection, "joinLeaveGroup", request.group, "join", ack_id):
@@ -102,7 +102,10 @@ def _allowed(
 def _send_to_group(
     service: Service, roster: Roster, sender: Connection, request: SendToGroup
 ) -> None:
-    message = DataMessage(request.payload, group=request.group, from_user_id=sender.user_id)
+    message = DataMessage(
+        request.payload, group=request.group, from_user_id=sender.user_id,
+        metadata=request.metadata, ttl=request.ttl,
+    )
     for member in roster.members(request.group):
         if not (request.no_echo and member is sender):
             member.deliver(message)
@@ -113,15 +116,11 @@ def _send_to_group(
 
 
 async def _user_event(
-    service: Service,
-    roster: Roster,
-    connection: Connection,
-    name: str,
-    payload: Payload,
-    ack_id: int | None,
+    service: Service, roster: Roster, connection: Connection, request: SendEvent
 ) -> None:
     """A blocking user event: the reply goes back to the client; a failure ends the
     connection."""
+    name, payload, ack_id = request.event, request.payload, request.ack_id
     handler = service.upstream.handler(roster.name, name, system=False)
     service.trace.add("message", roster.name, connection.connection_id,
                       f"event {name} ({payload.data_type}): {payload.preview()}")
@@ -131,7 +130,8 @@ async def _user_event(
         return
     try:
         reply = await service.upstream.send(
-            handler, connection, name, payload.body, payload.content_type, system=False
+            handler, connection, name, payload.body, payload.content_type, system=False,
+            metadata=request.metadata,
         )
     except UpstreamError as exc:
         await _fail(service, roster, connection, ack_id, f"The {name!r} event failed: {exc}")
@@ -149,8 +149,10 @@ async def _user_event(
         await _fail(service, roster, connection, ack_id,
                     f"The upstream's reply to {name!r} is invalid: {exc}.")
         return
+    if answer is None and reply.metadata:
+        answer = Payload("text")  # metadata alone is a message too
     if answer is not None:
-        connection.deliver(DataMessage(answer))
+        connection.deliver(DataMessage(answer, metadata=reply.metadata))
         service.trace.add("message", roster.name, connection.connection_id,
                           f"reply ({answer.data_type}): {answer.preview()}")
     _succeeded(connection, ack_id)
@@ -184,7 +186,7 @@ async def _invoke(
     name, payload = request.event, request.payload or _NO_DATA
     service.trace.add("message", roster.name, connection.connection_id,
                       f"invoke {name} ({payload.data_type}): {payload.preview()}")
-    response = await _call(service, roster, connection, request.invocation_id, name, payload)
+    response = await _call(service, roster, connection, request, payload)
     if connection.ended:
         return
     if response.error is not None:
@@ -193,20 +195,17 @@ async def _invoke(
 
 
 async def _call(
-    service: Service,
-    roster: Roster,
-    connection: Connection,
-    invocation_id: str,
-    name: str,
-    payload: Payload,
+    service: Service, roster: Roster, connection: Connection, request: Invoke, payload: Payload
 ) -> InvokeResponse:
+    invocation_id, name = request.invocation_id, request.event
     handler = service.upstream.handler(roster.name, name, system=False)
     if handler is None:
         return InvokeResponse(invocation_id, error=INVOCATION_FAILED,
                               reason=f"No event handler takes the user event {name!r}.")
     try:
         reply = await service.upstream.send(
-            handler, connection, name, payload.body, payload.content_type, system=False
+            handler, connection, name, payload.body, payload.content_type, system=False,
+            metadata=request.metadata,
         )
     except UpstreamError as exc:
         return InvokeResponse(invocation_id, error=INVOCATION_FAILED,

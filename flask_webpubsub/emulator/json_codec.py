@@ -20,6 +20,8 @@ from flask_webpubsub.core.wire import (
 
 from .codec import Codec, Frame, ProtocolViolation, ReliableCodec
 from .messages import (
+    EMPTY,
+    MAX_TTL,
     Ack,
     CancelInvocation,
     Connected,
@@ -29,6 +31,7 @@ from .messages import (
     JoinGroup,
     LeaveGroup,
     Message,
+    Metadata,
     Ping,
     Pong,
     Request,
@@ -36,6 +39,8 @@ from .messages import (
     SendToGroup,
     SequenceAck,
 )
+from .metadata import InvalidMetadataError
+from .metadata import validate as validate_metadata
 from .payload import Payload
 
 
@@ -65,17 +70,27 @@ class JsonCodec(Codec):
             no_echo = fields.get("noEcho", False)
             if not isinstance(no_echo, bool):
                 raise ProtocolViolation("'noEcho' must be true or false")
-            return SendToGroup(_name(fields, "group"), _payload(fields), ack_id, no_echo)
+            metadata = _metadata(fields)
+            return SendToGroup(
+                _name(fields, "group"), _payload(fields, metadata), ack_id, no_echo, metadata,
+                _ttl(fields),
+            )
         if request_type == "event":
-            return SendEvent(_name(fields, "event"), _payload(fields), ack_id)
+            metadata = _metadata(fields)
+            return SendEvent(_name(fields, "event"), _payload(fields, metadata), ack_id, metadata)
         if request_type == "ping":
             return Ping()
         if request_type == "invoke":
             target = fields.get("target", "event")
             if not isinstance(target, str):
                 raise ProtocolViolation("'target' must be a string")
-            payload = _payload(fields) if "data" in fields or "dataType" in fields else None
-            return Invoke(_name(fields, "invocationId"), _name(fields, "event"), payload, target)
+            metadata = _metadata(fields)
+            payload = (
+                _payload(fields, metadata) if "data" in fields or "dataType" in fields else None
+            )
+            return Invoke(
+                _name(fields, "invocationId"), _name(fields, "event"), payload, target, metadata
+            )
         if request_type == "cancelInvocation":
             return CancelInvocation(_name(fields, "invocationId"))
         raise ProtocolViolation(f"unknown message type {str(request_type)[:40]!r}")
@@ -90,7 +105,7 @@ class JsonCodec(Codec):
                 fields["group"] = message.group
                 if message.from_user_id is not None:
                     fields["fromUserId"] = message.from_user_id
-            return _with_data(fields, message.payload)
+            return _with_data(fields, message.payload, message.metadata)
         if isinstance(message, Ack):
             fields = {"type": "ack", "ackId": message.ack_id, "success": message.error is None}
             if message.error is not None:
@@ -143,11 +158,12 @@ def _text(value: Any) -> str:
     return encode_json(value).decode()
 
 
-def _with_data(fields: dict[str, Any], payload: Payload) -> str:
-    """A frame of ``fields`` and the payload's ``dataType`` and ``data``: its JSON text goes in
-    as it is, not parsed and encoded again."""
+def _with_data(fields: dict[str, Any], payload: Payload, metadata: Metadata = EMPTY) -> str:
+    """A frame of ``fields``, the payload's ``dataType`` and ``data`` (its JSON text goes in as
+    it is, not parsed and encoded again) and the ``metadata``, if any."""
     head = _text(fields)
-    return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}}}'
+    tail = f',"metadata":{_text(dict(metadata))}' if metadata else ""
+    return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}{tail}}}'
 
 
 def _data(payload: Payload) -> str:
@@ -159,9 +175,12 @@ def _data(payload: Payload) -> str:
     return '"' + base64.b64encode(payload.binary).decode("ascii") + '"'
 
 
-def _payload(fields: dict[str, Any]) -> Payload:
-    """The ``dataType`` and ``data`` of a ``sendToGroup`` or ``event`` frame."""
+def _payload(fields: dict[str, Any], metadata: Metadata) -> Payload:
+    """The ``dataType`` and ``data`` of a ``sendToGroup``, ``event`` or ``invoke`` frame; a
+    frame with metadata may have no data (empty text, as in Microsoft's emulator)."""
     if "data" not in fields:
+        if metadata:
+            return Payload("text")
         raise ProtocolViolation("'data' is missing")
     data_type, data = fields.get("dataType"), fields["data"]
     if data_type is None or data_type == "json":
@@ -182,6 +201,28 @@ def _payload(fields: dict[str, Any]) -> Payload:
         except (binascii.Error, ValueError):
             raise ProtocolViolation("data is not valid base64") from None
     raise ProtocolViolation(f"unknown dataType {data_type!r}: use json, text or binary")
+
+
+def _metadata(fields: dict[str, Any]) -> Metadata:
+    value = fields.get("metadata")
+    if value is None:
+        return EMPTY
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ProtocolViolation("'metadata' must be an object of strings")
+    try:
+        validate_metadata(value)
+    except InvalidMetadataError as exc:
+        raise ProtocolViolation(str(exc)) from None
+    return value
+
+
+def _ttl(fields: dict[str, Any]) -> int | None:
+    value = fields.get("ttlSeconds")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TTL:
+        raise ProtocolViolation(f"'ttlSeconds' must be an integer from 0 to {MAX_TTL}")
+    return value
 
 
 def _name(fields: dict[str, Any], key: str) -> str:

@@ -7,7 +7,10 @@ API) works with these alone.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TypeAlias
 
 from .payload import Payload
@@ -28,6 +31,15 @@ class LeaveGroup:
     ack_id: int | None = None
 
 
+#: A message's metadata (a preview feature of the service): string keys and values, which travel
+#: beside the data to its receivers and as ``x-webpubsub-metadata-*`` headers to the upstream.
+Metadata: TypeAlias = Mapping[str, str]
+#: No metadata.
+EMPTY: Metadata = MappingProxyType({})
+#: The longest time to live a message may have, in seconds (the REST API's limit too).
+MAX_TTL = 300
+
+
 @dataclass(frozen=True)
 class SendToGroup:
     group: str
@@ -35,6 +47,9 @@ class SendToGroup:
     ack_id: int | None = None
     #: The sender does not receive its own message.
     no_echo: bool = False
+    metadata: Metadata = field(default_factory=dict)
+    #: Members who have not received it within this many seconds never do (None: no limit).
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class SendEvent:
     event: str
     payload: Payload
     ack_id: int | None = None
+    metadata: Metadata = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ class Invoke:
     payload: Payload | None
     #: What the invocation calls: only ``"event"`` (the upstream) is served.
     target: str = "event"
+    metadata: Metadata = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,11 +113,20 @@ class DataMessage:
     payload: Payload
     group: str | None = None
     from_user_id: str | None = None
+    metadata: Metadata = field(default_factory=dict)
+    #: Seconds from now within which it must reach a client, or never (None: no limit).
+    ttl: float | None = None
+    #: The :func:`time.monotonic` time after which it is dropped (from ``ttl``).
+    expires: float | None = field(default=None, init=False)
     #: Its frame in each client protocol, by codec: encoded once for all recipients of the
     #: protocol (None when the protocol has no such message).
     frames: dict[object, OutgoingFrame | None] = field(
         default_factory=dict, init=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        if self.ttl:  # 0, as in the service's REST API, means no limit
+            self.expires = time.monotonic() + self.ttl
 
 
 @dataclass(frozen=True)

@@ -35,18 +35,23 @@ def encode(data: str | bytes) -> bytes:
 
 
 class OutgoingFrame:
-    """One frame to send: its data (text for ``str``, binary for ``bytes``) and, built on first
-    use, its bytes on the wire, shared by every socket the frame goes to."""
+    """One frame to send: its data (text for ``str``, binary for ``bytes``), the
+    :func:`time.monotonic` time after which it must not be sent any more (None: any time), and,
+    built on first use, its bytes on the wire, shared by every socket the frame goes to."""
 
-    __slots__ = ("_raw", "data")
+    __slots__ = ("_raw", "data", "expires")
 
-    def __init__(self, data: str | bytes) -> None:
+    def __init__(self, data: str | bytes, expires: float | None = None) -> None:
         self.data = data
+        self.expires = expires
         self._raw: bytes | None = None
 
     def __repr__(self) -> str:
         kind = "text" if isinstance(self.data, str) else "binary"
         return f"<OutgoingFrame {kind}, {len(self.data)} long>"
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now > self.expires
 
     @property
     def raw(self) -> bytes:

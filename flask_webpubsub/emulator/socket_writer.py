@@ -10,6 +10,7 @@ client may fall behind is the connection's to judge, from :attr:`SocketWriter.qu
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -86,6 +87,8 @@ class SocketWriter:
                     continue
                 frame = self._queue.popleft()
                 self._queued_bytes -= len(frame.data)
+                if frame.expired(time.monotonic()):
+                    continue  # its time to live ran out while it waited: it is never sent
                 if isinstance(frame.data, str):
                     await ws.send_str(frame.data)
                 else:
