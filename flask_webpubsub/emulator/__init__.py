@@ -24,8 +24,15 @@ or from synchronous code (tests), in a background thread::
         emulator.connection_string  # port 0 picks a free port
         emulator.drop(connection_id)  # cut a socket, to test recovery
 
+With ``identity=IdentityProvider()`` (``--entra``) it plays Microsoft Entra ID too, with local
+auth disabled: upstream calls carry the managed identity's bearer token, the REST API takes the
+app's Entra token (:class:`EmulatorCredential`). Faults for tests of error paths:
+``drop(connection_id)``, ``close_connection(connection_id, code=4000)``,
+``add_upstream_fault(delay=2.0)`` or ``add_upstream_fault(status=503, count=1)``.
+
 The public API: :class:`Emulator`, :class:`EmulatorThread`, :func:`run` (serve until Ctrl+C),
-:class:`EventHandler` (per-hub event handler settings), :class:`UpstreamValidationError`.
+:class:`EventHandler` (per-hub event handler settings), :class:`IdentityProvider` and
+:class:`EmulatorCredential` (Entra ID), :class:`UpstreamFault`, :class:`UpstreamValidationError`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from flask_webpubsub.core.wire import SYSTEM_EVENTS
 
 from .event_handlers import EventHandler
+from .faults import UpstreamFault
+from .identity import EmulatorCredential, IdentityProvider
 from .runner import EmulatorThread, run
 from .server import Emulator
 from .upstream import UpstreamError, UpstreamValidationError
@@ -47,9 +56,12 @@ from .upstream import UpstreamError, UpstreamValidationError
 __all__ = [
     "SYSTEM_EVENTS",
     "Emulator",
+    "EmulatorCredential",
     "EmulatorThread",
     "EventHandler",
+    "IdentityProvider",
     "UpstreamError",
+    "UpstreamFault",
     "UpstreamValidationError",
     "run",
 ]

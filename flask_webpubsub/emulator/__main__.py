@@ -1,19 +1,31 @@
-"""``python -m flask_webpubsub.emulator``: serve a local Web PubSub service until Ctrl+C."""
+"""``python -m flask_webpubsub.emulator``: serve a local Web PubSub service until Ctrl+C.
+
+``python -m flask_webpubsub.emulator fault ...`` injects a fault into one that is running,
+through its HTTP API: drop a connection, close one with a code, make upstream calls slow or
+fail, clear those faults.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from . import SYSTEM_EVENTS, Emulator, UpstreamValidationError, run
+from .faults import UpstreamFault
+from .identity import DEFAULT_UPSTREAM_AUDIENCE, IdentityProvider
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flask_webpubsub.emulator",
-        description="A local Azure Web PubSub service for development and tests.",
+        description="A local Azure Web PubSub service for development and tests. "
+        "'python -m flask_webpubsub.emulator fault --help' injects faults into a running one.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
@@ -40,18 +52,66 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--upstream-timeout", type=float, default=20.0,
                         help="seconds to wait for the upstream (default: 20)")
+    parser.add_argument(
+        "--upstream-retry-delays", default="1,3,5", type=_delays,
+        help="seconds between the tries of an upstream call that failed with 408, a 5xx or a "
+        "network error, comma-separated; empty for no retries (default: 1,3,5, as the service)",
+    )
+    parser.add_argument(
+        "--fault", action="append", default=[], dest="faults", type=_fault,
+        help="an upstream fault from the start, e.g. delay=2 or status=503,event=message,count=1 "
+        "(repeatable; see the 'fault upstream' command)",
+    )
+    entra = parser.add_argument_group(
+        "Microsoft Entra ID", "play the identity provider too, with local auth disabled: upstream "
+        "calls carry a bearer token (no ce-signature), the REST API takes the tenant's tokens",
+    )
+    entra.add_argument("--entra", action="store_true", help="turn this mode on")
+    entra.add_argument("--entra-audience", default=DEFAULT_UPSTREAM_AUDIENCE,
+                       help="the upstream tokens' audience (default: %(default)s)")
+    entra.add_argument("--entra-tenant-id", help="the tenant's GUID (default: a fixed one)")
+    entra.add_argument("--entra-identity",
+                       help="the managed identity's object id (default: a fixed one)")
+    entra.add_argument("--entra-client-secret",
+                       help="the app registration's secret (default: random)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return parser.parse_args(argv)
 
 
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("use seconds separated by commas, e.g. 1,3,5") from None
+    if any(not 0 <= delay <= 600 for delay in delays):
+        raise argparse.ArgumentTypeError("each delay must be between 0 and 600 seconds")
+    return delays
+
+
+def _fault(text: str) -> UpstreamFault:
+    try:
+        return UpstreamFault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["fault"]:
+        return fault_command(arguments[1:])
+    args = parse_arguments(arguments)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        identity = None
+        if args.entra:
+            identity = IdentityProvider(
+                tenant_id=args.entra_tenant_id, managed_identity=args.entra_identity,
+                audience=args.entra_audience, client_secret=args.entra_client_secret,
+            )
         emulator = Emulator(
             host=args.host,
             port=args.port,
@@ -61,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             system_events=[e for e in args.system_events.split(",") if e.strip()],
             user_events=args.user_events,
             upstream_timeout=args.upstream_timeout,
+            upstream_retry_delays=args.upstream_retry_delays,
+            upstream_faults=args.faults,
+            identity=identity,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,7 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def ready(emulator: Emulator) -> None:
         print(f"Web PubSub emulator on {emulator.url} (live trace: {emulator.url}/)", flush=True)
-        print(f"WEBPUBSUB_CONNECTION_STRING={emulator.connection_string}", flush=True)
+        if emulator.identity is None:
+            print(f"WEBPUBSUB_CONNECTION_STRING={emulator.connection_string}", flush=True)
+            return
+        # The app's settings, then the environment of its REST credential (EmulatorCredential).
+        for name, value in emulator.app_settings.items():
+            shown = json.dumps(value) if isinstance(value, list) else value
+            print(f"{name}={shown}", flush=True)
+        for name, value in emulator.identity.credential_environment().items():
+            print(f"{name}={value}", flush=True)
 
     try:
         run(emulator, ready)
@@ -80,6 +151,72 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def fault_command(argv: Sequence[str]) -> int:
+    """``fault drop|close|upstream|clear``: a fault in a running emulator, over its HTTP API."""
+    parser = argparse.ArgumentParser(
+        prog="python -m flask_webpubsub.emulator fault",
+        description="Inject a fault into a running emulator.",
+    )
+    parser.add_argument("--emulator", default="http://127.0.0.1:8080",
+                        help="the emulator's URL (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    drop = commands.add_parser("drop", help="cut a connection's socket without a close frame")
+    drop.add_argument("connection_id")
+    close = commands.add_parser("close", help="close a connection with a code and reason")
+    close.add_argument("connection_id")
+    close.add_argument("--code", type=int, default=1000, help="close code (default: 1000)")
+    close.add_argument("--reason", help="close reason (at most 120 bytes)")
+    upstream = commands.add_parser(
+        "upstream", help="make upstream calls slow or fail, e.g. delay=2 or "
+        "status=503,event=message,count=1 (status=0: a network error)",
+    )
+    upstream.add_argument("fault", type=_fault)
+    commands.add_parser("clear", help="remove every upstream fault")
+    commands.add_parser("list", help="show the upstream faults in force")
+    args = parser.parse_args(argv)
+    base = args.emulator.rstrip("/") + "/_emulator"
+    if args.command == "drop":
+        status, answer = _call("POST", f"{base}/connections/{args.connection_id}/:drop", {})
+    elif args.command == "close":
+        body: dict[str, Any] = {"code": args.code}
+        if args.reason is not None:
+            body["reason"] = args.reason
+        status, answer = _call("POST", f"{base}/connections/{args.connection_id}/:close", body)
+    elif args.command == "upstream":
+        status, answer = _call("POST", f"{base}/faults/upstream", args.fault.settings())
+    elif args.command == "clear":
+        status, answer = _call("DELETE", f"{base}/faults/upstream", None)
+    else:
+        status, answer = _call("GET", f"{base}/faults/upstream", None)
+    if status >= 400 or status == 0:
+        print(f"error: {answer.get('message', answer)}", file=sys.stderr)
+        return 1
+    if answer:
+        print(json.dumps(answer))
+    return 0
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - the user's own emulator URL
+        url, data=data, method=method,
+        headers={"Content-Type": "application/json"} if data is not None else {},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, {"message": raw.decode("utf-8", "replace")[:200]}
+    except (OSError, ValueError) as exc:
+        return 0, {"message": f"cannot reach the emulator at {url}: {exc}"}
 
 
 if __name__ == "__main__":

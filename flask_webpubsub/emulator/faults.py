@@ -90,8 +90,14 @@ class UpstreamFault:
             self.event is None or self.event == event
         )
 
+    def settings(self) -> dict[str, Any]:
+        """What :meth:`from_json` takes to make this fault again."""
+        return {name: value for name, value in asdict(self).items()
+                if value is not None and name != "id"}
+
     def describe(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        """Its settings and its number."""
+        return {**self.settings(), "id": self.id}
 
 
 class UpstreamFaults:

@@ -1,7 +1,8 @@
 """The REST data plane under ``/api/hubs/{hub}`` (docs/protocol.md section 7), for the service SDK.
 
 Every request carries ``Authorization: Bearer <JWT>`` signed with the access key, whose ``aud``
-is the request URL. Status codes are exactly the ones ``azure-messaging-webpubsubservice``
+is the request URL; with local auth disabled (:mod:`.identity`), an Entra ID token of the
+emulator's tenant instead. Status codes are exactly the ones ``azure-messaging-webpubsubservice``
 accepts; errors are JSON ``{"code", "message"}``. Every change goes through the hub's roster.
 """
 
@@ -76,10 +77,15 @@ def authorized(service: Service, operation: Operation) -> Route:
         authorization = request.headers.get("Authorization", "")
         if authorization[:7].lower() != "bearer ":
             return error_response(401, "Unauthorized", "Missing bearer token.")
-        audience = f"{request.scheme}://{request.host}{request.raw_path}"
+        token = authorization[7:].strip()
         try:
-            verify_token(authorization[7:].strip(), service.access_keys, audience)
+            if service.identity is not None:
+                service.identity.verify_rest_token(token)
+            else:
+                audience = f"{request.scheme}://{request.host}{request.raw_path}"
+                verify_token(token, service.access_keys, audience)
         except InvalidTokenError as exc:
+            logger.info("Refused a REST request to %s: %s.", request.path, exc)
             return error_response(401, "Unauthorized", f"Invalid bearer token: {exc}.")
         hub_name = request.match_info["hub"]
         if not is_hub_name(hub_name):

@@ -64,6 +64,15 @@ class EmulatorThread:
     def url(self) -> str:
         return self.emulator.url
 
+    @property
+    def app_settings(self) -> dict[str, Any]:
+        """:attr:`Emulator.app_settings`."""
+        return self.emulator.app_settings
+
+    def credential(self) -> Any:
+        """:meth:`Emulator.credential` (with Entra ID)."""
+        return self.emulator.credential()
+
     def start(self, timeout: float = 30.0) -> EmulatorThread:
         """Start serving; raises what :meth:`Emulator.start` raises."""
         if self._thread is not None:

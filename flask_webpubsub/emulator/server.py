@@ -19,6 +19,7 @@ from flask_webpubsub.core.wire import HUB_NAME_RULE, MAX_MESSAGE_BYTES, SYSTEM_E
 from . import client_endpoint, page, rest
 from .event_handlers import ANY_HUB, EventHandler
 from .faults import UpstreamFault
+from .identity import IdentityProvider
 from .redact import RedactingLogger
 from .roster import Roster
 from .service import Service
@@ -38,6 +39,11 @@ class Emulator:
 
     ``access_key`` signs and checks every token (random when not given); more keys in
     ``extra_access_keys`` are accepted too and sign ``ce-signature``, like a secondary key.
+
+    With an ``identity`` provider (:class:`~.identity.IdentityProvider`) the emulator also plays
+    Microsoft Entra ID, and the service with local auth disabled: upstream calls carry a bearer
+    token and no ``ce-signature``, the REST API takes the tenant's tokens and no access-key
+    token; :attr:`app_settings` and :meth:`credential` configure the app.
 
     An upstream call that fails with 408, a 5xx or a network error is tried again after each of
     ``upstream_retry_delays`` seconds, as the service does (``()``: never). ``upstream_faults``
@@ -63,6 +69,7 @@ class Emulator:
         heartbeat: float | None = 30.0,
         ack_delay: float = 0.01,
         validate_upstream: bool = True,
+        identity: IdentityProvider | None = None,
     ) -> None:
         hub_names = list(hubs)
         for name in hub_names:
@@ -88,14 +95,20 @@ class Emulator:
         self.heartbeat = heartbeat
         self.validate_upstream = validate_upstream
         self._event_handlers = event_handlers
+        self.identity = identity
         self.upstream = Upstream(
-            event_handlers, self.access_keys, self.public_host, upstream_timeout,
+            event_handlers,
+            () if identity is not None else self.access_keys,
+            self.public_host,
+            upstream_timeout,
             retry_delays=upstream_retry_delays,
+            authorization=identity.authorization if identity is not None else None,
         )
         for fault in upstream_faults:
             self.upstream.faults.add(fault)
         self.service = Service(
-            self.access_keys, self.upstream, recovery_timeout=recovery_timeout, ack_delay=ack_delay
+            self.access_keys, self.upstream, recovery_timeout=recovery_timeout,
+            ack_delay=ack_delay, identity=identity,
         )
         self._runner: web.AppRunner | None = None
 
@@ -126,7 +139,25 @@ class Emulator:
     @property
     def connection_string(self) -> str:
         """``Endpoint=http://host:port;AccessKey=...;Version=1.0;`` for the app's config."""
+        if self.identity is not None:
+            raise RuntimeError("local auth is disabled (Entra ID): configure the app with "
+                               "app_settings and credential() instead of a connection string")
         return f"Endpoint={self.url};AccessKey={self.access_keys[0]};Version=1.0;"
+
+    @property
+    def app_settings(self) -> dict[str, Any]:
+        """With Entra ID: the extension's settings for the app (``WEBPUBSUB_ENDPOINT`` and
+        ``WEBPUBSUB_ENTRA_*``; no access key), once the emulator listens."""
+        if self.identity is None:
+            return {"WEBPUBSUB_CONNECTION_STRING": self.connection_string}
+        return self.identity.app_settings(self.url)
+
+    def credential(self) -> Any:
+        """With Entra ID: the app's credential for the REST API
+        (:class:`~.identity.EmulatorCredential`)."""
+        if self.identity is None:
+            raise RuntimeError("the emulator plays no identity provider: pass identity=")
+        return self.identity.credential()
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -144,6 +175,8 @@ class Emulator:
             app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
             client_endpoint.add_routes(app, self.service, self.heartbeat)
             rest.add_routes(app, self.service)
+            if self.identity is not None:
+                self.identity.add_routes(app)
             page.add_routes(app, self, self.service.trace, {self.host, self.public_host})
             # No access log: client URLs carry access tokens; and the server's own error lines,
             # which quote a malformed request line, go through a logger that redacts them.
@@ -163,6 +196,8 @@ class Emulator:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
+        if self.identity is not None:
+            self.identity.bind(self.url)
         if self._event_handlers:
             targets = "; ".join(
                 f"hub {'(any)' if hub == ANY_HUB else hub} to "

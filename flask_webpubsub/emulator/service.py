@@ -16,6 +16,7 @@ from flask_webpubsub.core.jsoncodec import encode_json
 from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
 
 from .connection import CLOSE_GOING_AWAY, Connection
+from .identity import IdentityProvider
 from .roster import Roster
 from .trace import LiveTrace
 from .upstream import Upstream, UpstreamError
@@ -28,7 +29,8 @@ class Service:
     upstream, and the live trace.
 
     ``recovery_timeout`` is how long a reliable connection waits for its client after a drop;
-    ``ack_delay`` holds acks back as a network's latency would.
+    ``ack_delay`` holds acks back as a network's latency would. With an ``identity`` provider,
+    local auth is disabled: the REST API takes its Entra ID tokens, not access-key tokens.
     """
 
     def __init__(
@@ -38,8 +40,10 @@ class Service:
         *,
         recovery_timeout: float,
         ack_delay: float,
+        identity: IdentityProvider | None = None,
     ) -> None:
         self.access_keys = access_keys
+        self.identity = identity
         self.upstream = upstream
         self.recovery_timeout = recovery_timeout
         self.ack_delay = ack_delay
