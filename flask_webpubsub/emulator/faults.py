@@ -76,11 +76,11 @@ class UpstreamFault:
             raise ValueError(f"unknown fault settings {sorted(unknown)}")
         try:
             return cls(
-                delay=float(values.get("delay", 0)),
-                status=_optional_int(values.get("status")),
+                delay=_number(values.get("delay", 0)),
+                status=_optional_int(values.get("status"), "status"),
                 hub=_optional_str(values.get("hub")),
                 event=_optional_str(values.get("event")),
-                count=_optional_int(values.get("count")),
+                count=_optional_int(values.get("count"), "count"),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc) or "invalid fault") from None
@@ -140,12 +140,24 @@ class UpstreamFaults:
             return [fault.describe() for fault in self._faults]
 
 
-def _optional_int(value: Any) -> int | None:
+def _optional_int(value: Any, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise TypeError("status and count must be integers")
-    return int(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer") from None
+
+
+def _number(value: Any) -> float:
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError("delay must be a number of seconds") from None
 
 
 def _optional_str(value: Any) -> str | None:
