@@ -56,6 +56,9 @@ class DirectDispatch:
         #: status -> "200 OK", as the response class writes it.
         self._status_lines: dict[int, str] = {}
         self._warned = False
+        #: The hook lists last looked at, their lengths, and whether they held a hook that
+        #: must run: Flask appends to these lists, and the extension's own hook rebinds one.
+        self._hooks_seen: tuple[object, int, object, int, bool] | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -122,11 +125,20 @@ class DirectDispatch:
         """Whether a ``before_request`` function would run for the event handler; the first
         time it finds one, a warning names them."""
         funcs = self.binding.app.before_request_funcs
+        app_hooks, own_hooks = funcs.get(None, ()), funcs.get(BLUEPRINT_NAME, ())
+        seen = self._hooks_seen
+        if (
+            seen is not None
+            and seen[0] is app_hooks
+            and seen[1] == len(app_hooks)
+            and seen[2] is own_hooks
+            and seen[3] == len(own_hooks)
+        ):
+            return seen[4]
         hooks: list[Callable[..., Any]] = [
-            f
-            for f in (*funcs.get(None, ()), *funcs.get(BLUEPRINT_NAME, ()))
-            if not getattr(f, INTERNAL_HOOK, False)
+            f for f in (*app_hooks, *own_hooks) if not getattr(f, INTERNAL_HOOK, False)
         ]
+        self._hooks_seen = (app_hooks, len(app_hooks), own_hooks, len(own_hooks), bool(hooks))
         if hooks and not self._warned:
             self._warned = True
             logger.warning(

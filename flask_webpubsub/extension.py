@@ -36,7 +36,8 @@ class WebPubSub(Hub):
 
     Every keyword argument stands for the ``WEBPUBSUB_*`` config key of the same name in upper
     case, and beats it (``hub="chat"`` beats ``WEBPUBSUB_HUB``) without being written into the
-    app's config (``init_app`` only fills in the defaults of keys the config lacks). ``client_factory`` builds the service client of each hub,
+    app's config (``init_app`` only fills in the defaults of keys the config lacks).
+    ``client_factory`` builds the service client of each hub,
     ``WebPubSubServiceClient(endpoint=..., hub=..., credential=...)`` by default: tests pass a
     function with the same keyword arguments that returns a fake.
     """

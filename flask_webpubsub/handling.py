@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from flask import Response, current_app
+from flask import Response, current_app, has_request_context
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
@@ -190,7 +190,6 @@ def read_body(req: Request, limit: int) -> bytes:
     Read once, and left where Flask finds it: ``request.data``, ``get_data()``, ``get_json()``
     and ``request.stream`` give the same bytes afterwards, to handlers, hooks and middleware.
     """
-    too_large = BodyTooLarge(f"The body is larger than {limit} bytes.")
     cached = req.__dict__.get("_cached_data")  # where werkzeug keeps what get_data() read
     if cached is None and "stream" not in req.__dict__:
         environ = req.environ
@@ -207,7 +206,7 @@ def read_body(req: Request, limit: int) -> bytes:
             # wraps it in several layers first, which costs as much as parsing the event.
             size = int(length)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             try:
                 body: bytes = environ["wsgi.input"].read(size) if size else b""
             except Exception:  # the server's own error for a body cut short (gunicorn's)
@@ -224,7 +223,7 @@ def read_body(req: Request, limit: int) -> bytes:
         try:
             cached = req.get_data(cache=True)
         except RequestEntityTooLarge:
-            raise too_large from None
+            raise _too_large(limit) from None
         except ClientDisconnected:
             raise MalformedEvent("The chunked body is malformed or cut short.") from None
         except HTTPException:
@@ -237,16 +236,22 @@ def read_body(req: Request, limit: int) -> bytes:
             raise MalformedEvent("The chunked body is empty or malformed.")
         _leave_for_flask(req, cached)
     if len(cached) > limit:
-        raise too_large
+        raise _too_large(limit)
     return bytes(cached)
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"The body is larger than {limit} bytes.")
 
 
 def _leave_for_flask(req: Request, body: bytes) -> None:
     """Where ``get_data()`` (and so ``data``, ``get_json()``), ``stream`` and a WSGI middleware
-    around the app look for the body: they find it there, not an exhausted socket."""
-    req._cached_data = body
-    req.__dict__["stream"] = io.BytesIO(body)  # werkzeug's Request.stream is a cached property
+    around the app look for the body: they find it there, not an exhausted socket. (Direct
+    dispatch has no request context: only a middleware can look.)"""
     req.environ["wsgi.input"] = io.BytesIO(body)
+    if has_request_context():
+        req._cached_data = body
+        req.__dict__["stream"] = io.BytesIO(body)  # Request.stream is a cached property
 
 
 def _user_event_reply(event: Any, result: Any) -> replies.Reply:

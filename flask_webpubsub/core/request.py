@@ -63,7 +63,8 @@ def required_header(headers: HeaderSource, name: str) -> str:
     value = headers.get(name)
     if not value or not value.strip():
         raise MalformedEvent(f"Missing required header {name}.")
-    return decode_attribute(value.strip())
+    value = value.strip()
+    return value if value.isascii() and "%" not in value else decode_attribute(value)
 
 
 def is_mqtt(headers: HeaderSource, subprotocol: str | None = None) -> bool:
@@ -204,7 +205,9 @@ class _CloudEventAttributes(Mapping[str, str]):
 def _attribute(headers: HeaderSource, name: str) -> str | None:
     """An optional ``ce-*`` attribute's text; None when absent or empty."""
     value = headers.get(name)
-    return decode_attribute(value) if value else None
+    if not value:
+        return None
+    return value if value.isascii() and "%" not in value else decode_attribute(value)
 
 
 def _optional(value: Any, kind: type) -> Any:
