@@ -25,7 +25,7 @@ from flask_webpubsub.core.wire import (
 
 from . import dispatch
 from .codec import Codec, ProtocolViolation
-from .connection import CLOSE_POLICY, Connection
+from .connection import CLOSE_POLICY, MAX_GROUPS, Connection
 from .handshake import ClientRequest, Refused, accept
 from .json_codec import JSON, RELIABLE_JSON
 from .roster import Roster
@@ -92,6 +92,13 @@ class ClientEndpoint:
             admission,
             accepted.connection_state,
         )
+        user_id = admission.user_id
+        groups = list(dict.fromkeys((*admission.groups, *roster.user_groups(user_id))))
+        if len(groups) > MAX_GROUPS:
+            reason = (f"The connection would be in {len(groups)} groups; a connection may be in "
+                      f"{MAX_GROUPS} at most.")
+            await roster.end(connection, reason)
+            return _text(400, reason)
         ws = self._socket(subprotocol)
         try:
             await ws.prepare(request)
@@ -100,7 +107,6 @@ class ClientEndpoint:
             return ws
         writer = SocketWriter(ws, request.transport, self.service.spawn)
         connection.attach(writer)
-        user_id = admission.user_id
         self.service.trace.add(
             "connection", roster.name, connection.connection_id,
             f"connected: {f'user {user_id!r}' if user_id else 'anonymous'}, "
@@ -111,7 +117,7 @@ class ClientEndpoint:
             connection.connection_id, roster.name, user_id, subprotocol or "simple WebSocket",
         )
         self.service.notify(connection, "connected", {})
-        for group in (*admission.groups, *roster.user_groups(user_id)):
+        for group in groups:
             roster.join(connection, group)
         return await self._serve(roster, connection, ws, writer)
 

@@ -17,9 +17,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Set
 from typing import Protocol
 
+from . import roles
 from .codec import Codec, ReliableCodec
 from .messages import Ack, Connected, DataMessage, Disconnected, Message
 from .rawframe import OutgoingFrame
+from .roles import PERMISSIONS as PERMISSIONS  # the REST API's permission names
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,10 @@ CLOSE_POLICY = 1008  # ends the connection: a reliable client must not try to re
 #: documents no limit; without one, a single client could hold any number of upstream calls.
 MAX_INVOCATIONS = 100
 
-#: The permissions a role may grant, on every group or on one (``webpubsub.<permission>[.<g>]``).
-PERMISSIONS = ("joinLeaveGroup", "sendToGroup")
+#: How many groups a connection may be in. The service documents no limit; without one, a
+#: single client could make every group it names (a join costs memory in the roster and on the
+#: live page). A thousand is far beyond any chat or dashboard, and still small.
+MAX_GROUPS = 1000
 
 
 class Writer(Protocol):
@@ -189,9 +193,9 @@ class Connection:
         self._roles.discard(role)
 
     def can(self, permission: str, group: str) -> bool:
-        """Whether a role allows ``permission`` (joinLeaveGroup, sendToGroup) on ``group``."""
-        role = f"webpubsub.{permission}"
-        return role in self._roles or f"{role}.{group}" in self._roles
+        """Whether a role allows ``permission`` (joinLeaveGroup, sendToGroup) on ``group``:
+        a literal role or a wildcard group role (:mod:`.roles`)."""
+        return roles.allows(self._roles, permission, group)
 
     # -- acks ----------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ invoke again meanwhile.
 
 from __future__ import annotations
 
-from .connection import MAX_INVOCATIONS, Connection
+from .connection import MAX_GROUPS, MAX_INVOCATIONS, Connection
 from .messages import (
     Ack,
     CancelInvocation,
@@ -68,7 +68,12 @@ async def handle(
     if isinstance(request, JoinGroup):
         if not _allowed(service, connection, "joinLeaveGroup", request.group, "join", ack_id):
             return
-        roster.join(connection, request.group)
+        if not roster.join(connection, request.group):
+            reason = f"The connection is in {MAX_GROUPS} groups, the most it may join."
+            service.trace.add("error", roster.name, connection.connection_id, reason)
+            if ack_id is not None:
+                connection.send_ack(Ack(ack_id, "BadRequest", reason))
+            return
     elif isinstance(request, LeaveGroup):
         if not _allowed(service, connection, "joinLeaveGroup", request.group, "leave", ack_id):
             return

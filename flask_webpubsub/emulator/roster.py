@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from flask_webpubsub.core.service import Admission
 
 from .codec import Codec
-from .connection import CLOSE_POLICY, Connection
+from .connection import CLOSE_POLICY, MAX_GROUPS, Connection
 from .trace import LiveTrace
 
 
@@ -149,14 +149,21 @@ class Roster:
 
     # -- groups --------------------------------------------------------------------------------
 
-    def join(self, connection: Connection, group: str) -> None:
+    def join(self, connection: Connection, group: str) -> bool:
+        """Put the connection in the group; False when it is in :data:`MAX_GROUPS` groups
+        already (and not in this one), or ended."""
         groups = self._memberships.get(connection.connection_id)
-        if groups is None or group in groups:
-            return
+        if groups is None:
+            return False
+        if group in groups:
+            return True
+        if len(groups) >= MAX_GROUPS:
+            return False
         groups.add(group)
         self._groups.setdefault(group, {})[connection.connection_id] = connection
         self._host.trace.add("connection", self.name, connection.connection_id, f"joined {group}")
         self._host.notify(connection, "joined", {"group": group})
+        return True
 
     def leave(self, connection: Connection, group: str) -> None:
         groups = self._memberships.get(connection.connection_id)
