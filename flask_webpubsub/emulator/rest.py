@@ -29,6 +29,7 @@ from flask_webpubsub.core.wire import (
     is_hub_name,
 )
 
+from . import metadata as message_metadata
 from .connection import CLOSE_NORMAL, PERMISSIONS, Connection
 from .messages import DataMessage
 from .odata import FilterError, parse_filter
@@ -164,12 +165,17 @@ async def _send(
 ) -> web.StreamResponse:
     payload = await _payload(request)
     predicate = _filter(request.query.get("filter"))
-    _integer(request, "messageTtlSeconds", 0, 300)  # accepted; delivery here is immediate
+    ttl = _integer(request, "messageTtlSeconds", 0, 300)
+    try:
+        metadata = message_metadata.from_headers(request.headers.items())
+    except message_metadata.InvalidMetadataError as exc:
+        reason = str(exc)
+        raise RestError(400, "BadRequest", f"{reason[0].upper()}{reason[1:]}.") from None
     excluded = set(request.query.getall("excluded", [])) if excludable else set()
     roster = service.rosters.get(hub_name)
     count = 0
     if roster is not None:
-        message = DataMessage(payload)
+        message = DataMessage(payload, metadata=metadata, ttl=ttl or None)
         for connection in list(targets(roster)):
             if connection.connection_id in excluded or (predicate and not predicate(connection)):
                 continue

@@ -434,3 +434,37 @@ def test_requests_need_a_valid_bearer_token(bare: EmulatorThread) -> None:
         assert refused.value.code == 401
         assert json.load(refused.value)["code"] == "Unauthorized"
         refused.value.close()
+
+
+def test_sends_carry_metadata_headers_and_a_ttl(
+    bare: EmulatorThread, service: WebPubSubServiceClient, clients: list[Client]
+) -> None:
+    a = Client(bare, "a")
+    clients.append(a)
+    # The SDK's send_to_all has no TTL keyword (1.3.0 drops it), so the query carries it.
+    service.send_to_all("tagged", content_type="text/plain", params={"messageTtlSeconds": 300},
+                        headers={"X-WebPubSub-Metadata-Trace": "t-1",
+                                 "x-webpubsub-metadata-Kind": "note"})
+    message = a.receive()
+    assert (message["data"], message["metadata"]) == ("tagged", {"trace": "t-1", "kind": "note"})
+    service.send_to_all("plain", content_type="text/plain", params={"messageTtlSeconds": 0})
+    assert "metadata" not in a.receive()
+
+
+@pytest.mark.parametrize(("headers", "ttl", "reason"), [
+    ({"X-WebPubSub-Metadata-Trace": "é"}, None, "not ASCII"),
+    ({"X-WebPubSub-Metadata-Trace": "x" * 1025}, None, "longer than 1024"),
+    ({"X-WebPubSub-Metadata-" + "k" * 257: "v"}, None, "longer than 256"),
+    ({f"X-WebPubSub-Metadata-k{i}": "v" * 1000 for i in range(9)}, None, "8192 characters"),
+    ({}, 301, "messageTtlSeconds must be between 0 and 300"),
+    ({}, -1, "messageTtlSeconds must be between 0 and 300"),
+])
+def test_invalid_metadata_or_ttl_is_400(
+    service: WebPubSubServiceClient, headers: dict[str, str], ttl: int | None, reason: str
+) -> None:
+    with pytest.raises(HttpResponseError) as refused:
+        service.send_to_all("x", content_type="text/plain", headers=headers,
+                            params={} if ttl is None else {"messageTtlSeconds": ttl})
+    assert refused.value.status_code == 400
+    assert refused.value.response is not None
+    assert reason in json.loads(refused.value.response.text())["message"]
