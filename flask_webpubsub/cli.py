@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo, pass_script_info
 
 from .binding import EXTENSION_KEY, AppBinding
+from .core.errors import ConfigurationError
 from .core.signature import sign
 from .core.wire import SYSTEM_EVENT_TYPES, USER_PREFIX
 from .hubs import ANY_USER_EVENT, Hub
@@ -120,7 +121,7 @@ def token_command(
         )
         access = client_access(state, hub or state.settings.hub, options)
     except (KeyError, ValueError, TypeError) as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from None
+        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
     click.echo(access["url"])
 
 
@@ -134,7 +135,7 @@ def sign_command(connection_id: str) -> None:
     click.echo(sign(connection_id, keys))
 
 
-@webpubsub_cli.command("emulator")
+@webpubsub_cli.command("emulator", with_appcontext=False)
 @click.option("--host", default=None, help="Address to listen on (default: the app's endpoint's).")
 @click.option("--port", default=None, type=int, help="Port (default: the endpoint's, or 8080).")
 @click.option(
@@ -142,13 +143,63 @@ def sign_command(connection_id: str) -> None:
     default=None,
     help="Where the app listens (default: http://127.0.0.1:5000); the event handler path is added.",
 )
-def emulator_command(host: str | None, port: int | None, upstream: str | None) -> None:
+@pass_script_info
+def emulator_command(
+    info: ScriptInfo, host: str | None, port: int | None, upstream: str | None
+) -> None:
     """Run the local Web PubSub emulator for this app: its hubs, its access key, and the events
-    it has handlers for. Point WEBPUBSUB_CONNECTION_STRING at http://127.0.0.1:<port>."""
+    it has handlers for. An app with no connection string yet gets one to paste."""
     try:
-        from .emulator import Emulator, EventHandler, UpstreamValidationError, run
+        from . import emulator  # noqa: F401 - the emulator extra is installed
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        app = info.load_app()
+    except ConfigurationError as exc:
+        _first_emulator(str(exc), host, port, upstream)
+        return
+    with app.app_context():
+        _app_emulator(host, port, upstream)
+
+
+def _first_emulator(reason: str, host: str | None, port: int | None, upstream: str | None) -> None:
+    """The emulator for an app without Web PubSub settings yet: every hub, a new access key,
+    and the connection string to give the app."""
+    from .emulator import Emulator, UpstreamValidationError, run
+
+    base = (upstream or "http://127.0.0.1:5000").rstrip("/")
+    url = base if base.endswith("/eventhandler") else base + "/eventhandler"
+    host, port = host or "127.0.0.1", port or 8080
+    try:
+        emulator = Emulator(host=host, port=port, upstream=url, validate_upstream=False)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def ready(emulator: Emulator) -> None:
+        click.echo(f"The app cannot start yet: {reason}", err=True)
+        click.echo(f"Web PubSub emulator on {emulator.url} (live trace: {emulator.url}/)")
+        click.echo(f"Events of every hub go to {url}")
+        click.echo("Give the app this connection string (the key is this emulator's own):")
+        click.echo(f"  WEBPUBSUB_CONNECTION_STRING={emulator.connection_string}")
+        click.echo(
+            "in its config, or from the environment as FLASK_WEBPUBSUB_CONNECTION_STRING with "
+            "app.config.from_prefixed_env(); then start the app, and next time `flask webpubsub "
+            "emulator` uses the app's own settings."
+        )
+
+    try:
+        run(emulator, ready)
+    except UpstreamValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        problem = exc.strerror or exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {problem}") from None
+
+
+def _app_emulator(host: str | None, port: int | None, upstream: str | None) -> None:
+    """The emulator for the current app: its hubs, key and event handler path."""
+    from .emulator import Emulator, EventHandler, UpstreamValidationError, run
+
     state = _state()
     settings = state.settings
     if not settings.access_key:

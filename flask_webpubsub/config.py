@@ -8,6 +8,8 @@ that names the key and how to fix it, and never the secret itself.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +95,22 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         "hooks or errorhandlers for upstream requests).",
     ),
 }
+
+#: A documentation placeholder left in a setting: ``<name>``, ``<key>``, ``<your-key>``...
+_PLACEHOLDER = re.compile(r"<[\w .-]*>")
+
+
+def _environment_hint() -> str:
+    """Why a connection string in the environment did not count, when one is there."""
+    for name in ("WEBPUBSUB_CONNECTION_STRING", "FLASK_WEBPUBSUB_CONNECTION_STRING"):
+        if os.environ.get(name):
+            return (
+                f" ({name} is set in the environment, but Flask reads environment variables "
+                "only when the app asks: call app.config.from_prefixed_env() before "
+                "WebPubSub(app), and name it FLASK_WEBPUBSUB_CONNECTION_STRING.)"
+            )
+    return ""
+
 
 def validate_hub_name(name: str) -> str:
     """``name``, when the service accepts it as a hub name; else :class:`ConfigurationError`."""
@@ -192,10 +210,23 @@ def resolve_settings(
         endpoint = ServiceEndpoint(url, access_key or None)
     else:
         raise ConfigurationError(
-            "set WEBPUBSUB_CONNECTION_STRING (or WEBPUBSUB_ENDPOINT, with WEBPUBSUB_ACCESS_KEY or "
-            "Microsoft Entra ID) to your Web PubSub resource; for local development run "
-            "`flask webpubsub emulator`, which prints a connection string"
+            "set WEBPUBSUB_CONNECTION_STRING to your Web PubSub resource's connection string "
+            "(portal: Settings > Keys), or WEBPUBSUB_ENDPOINT with WEBPUBSUB_ACCESS_KEY or "
+            "Microsoft Entra ID. For local development, `flask webpubsub emulator` runs the "
+            "emulator and prints a connection string to use."
+            + _environment_hint()
         )
+    for key, value in (
+        ("WEBPUBSUB_CONNECTION_STRING", connection_string),
+        ("WEBPUBSUB_ENDPOINT", endpoint_url),
+        ("WEBPUBSUB_ACCESS_KEY", access_key),
+    ):
+        if isinstance(value, str) and _PLACEHOLDER.search(value):
+            raise ConfigurationError(
+                f"{key} still holds a placeholder such as <name> or <key>: paste the real value "
+                "from your Web PubSub resource (portal: Settings > Keys), or run `flask "
+                "webpubsub emulator` for a local one"
+            )
 
     extra_keys = _strings(config.get("WEBPUBSUB_ACCESS_KEYS"), "WEBPUBSUB_ACCESS_KEYS")
     keys = tuple(dict.fromkeys(k for k in (endpoint.access_key, *extra_keys) if k))

@@ -142,3 +142,58 @@ def test_emulator_command_needs_an_access_key() -> None:
     result = flask_cli(app, "webpubsub", "emulator")
     assert result.exit_code != 0
     assert "signs with the app's access key" in result.output
+
+
+FRESH_APP = '''
+from flask import Flask
+from flask_webpubsub import WebPubSub
+
+app = Flask("fresh")
+app.config["WEBPUBSUB_HUB"] = "chat"
+webpubsub = WebPubSub(app)  # no connection string yet: the emulator gives one
+'''
+
+
+def test_the_emulator_command_gives_a_new_app_its_connection_string(tmp_path: Path) -> None:
+    """The first run: the app cannot start without a connection string, and `flask webpubsub
+    emulator` is how it gets one. The printed one works for an app and its clients."""
+    (tmp_path / "fresh.py").write_text(FRESH_APP)
+    port = free_port()
+    seen: list[str | None] = []
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("WEBPUBSUB_CONNECTION_STRING", None)
+    app_port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "fresh", "webpubsub", "emulator",
+         "--port", str(port), "--upstream", f"http://127.0.0.1:{app_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert lines[0].startswith(f"Web PubSub emulator on http://127.0.0.1:{port}"), lines
+        assert "Give the app this connection string" in lines[2]
+        setting = lines[3].strip()
+        assert setting.startswith("WEBPUBSUB_CONNECTION_STRING=Endpoint=http://127.0.0.1:")
+        app = make_app(WEBPUBSUB_CONNECTION_STRING=setting.split("=", 1)[1])
+        webpubsub = WebPubSub(app)
+        webpubsub.on_connect(lambda event: seen.append(event.user_id))
+        with serve(app, port=app_port):
+            with app.app_context():
+                url = webpubsub.get_client_access({"user_id": "alice"})["url"]
+            with connect(url, open_timeout=10) as client:
+                client.send("hello")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=10)
+    assert seen == ["alice"]
+    assert "The app cannot start yet: set WEBPUBSUB_CONNECTION_STRING" in errors
+    assert "Traceback" not in errors + output
+    assert process.returncode == 0
+
+
+def test_token_for_a_hub_the_app_does_not_serve_says_so_plainly(app: Flask) -> None:
+    result = flask_cli(app, "webpubsub", "token", "--hub", "other")
+    assert result.exit_code != 0
+    assert "Error: this app does not serve the hub 'other'" in result.output
+    assert result.output.count("'") % 2 == 0

@@ -179,3 +179,46 @@ def test_connection_string_is_the_one_configured() -> None:
     app = make_app()
     WebPubSub(app)
     assert app.config["WEBPUBSUB_CONNECTION_STRING"] == CONNECTION_STRING
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (
+            "WEBPUBSUB_CONNECTION_STRING",
+            "Endpoint=https://<name>.webpubsub.azure.com;AccessKey=<key>;Version=1.0;",
+        ),
+        ("WEBPUBSUB_ENDPOINT", "https://<your-resource>.webpubsub.azure.com"),
+    ],
+)
+def test_placeholders_from_the_docs_are_refused_with_what_to_paste(key: str, value: str) -> None:
+    config: dict[str, object] = {key: value}
+    if key == "WEBPUBSUB_ENDPOINT":
+        config.update(WEBPUBSUB_CONNECTION_STRING=None, WEBPUBSUB_ACCESS_KEY=PRIMARY_KEY)
+    app = make_app(**config)
+    with pytest.raises(ConfigurationError, match=f"{key} still holds a placeholder") as info:
+        WebPubSub(app)
+    assert "Settings > Keys" in str(info.value)
+    assert "flask webpubsub emulator" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "variable", ["WEBPUBSUB_CONNECTION_STRING", "FLASK_WEBPUBSUB_CONNECTION_STRING"]
+)
+def test_a_connection_string_in_the_environment_alone_says_how_flask_reads_it(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, CONNECTION_STRING)
+    app = make_app(WEBPUBSUB_CONNECTION_STRING=None)
+    with pytest.raises(ConfigurationError, match=r"from_prefixed_env\(\)") as info:
+        WebPubSub(app)
+    assert variable in str(info.value)
+    assert PRIMARY_KEY not in str(info.value)
+
+
+def test_the_flask_way_of_reading_the_environment_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASK_WEBPUBSUB_CONNECTION_STRING", CONNECTION_STRING)
+    app = make_app(WEBPUBSUB_CONNECTION_STRING=None)
+    app.config.from_prefixed_env()
+    WebPubSub(app)
+    assert app.extensions["webpubsub"].settings.endpoint.url == "https://contoso.webpubsub.azure.com"
