@@ -30,14 +30,14 @@ from .handshake import ClientRequest, Refused, accept
 from .json_codec import JSON, RELIABLE_JSON
 from .roster import Roster
 from .service import Service
-from .simple_codec import SIMPLE
+from .simple_codec import SIMPLE, InvalidMode, codec_for
 from .socket_writer import CLOSE_TIMEOUT, SocketWriter
 
 logger = logging.getLogger(__name__)
 
-#: The codec of each subprotocol the service speaks (None: a plain WebSocket client).
-CODECS: dict[str | None, Codec] = {
-    None: SIMPLE,
+#: The codec of each subprotocol the service speaks; any other client is a plain WebSocket
+#: client (:mod:`.simple_codec`).
+CODECS: dict[str, Codec] = {
     JSON_SUBPROTOCOL: JSON,
     RELIABLE_JSON_SUBPROTOCOL: RELIABLE_JSON,
 }
@@ -66,6 +66,12 @@ class ClientEndpoint:
         offered = _offered_subprotocols(request)
         if "awps_connection_id" in request.query:
             return await self._recover(request, hub_name, offered)
+        plain = SIMPLE
+        if not any(name in CODECS for name in offered):
+            try:  # a plain client's mode is refused before the upstream hears of the client
+                plain = codec_for({name: request.query.getall(name) for name in request.query})
+            except InvalidMode as exc:
+                return _text(400, str(exc))
         token = request.query.get("access_token")
         authorization = request.headers.get("Authorization", "")
         if not token and authorization[:7].lower() == "bearer ":
@@ -88,7 +94,7 @@ class ClientEndpoint:
         roster = self.service.roster(hub_name)
         connection = roster.connect(
             accepted.connection_id,
-            CODECS.get(subprotocol, SIMPLE),
+            CODECS.get(subprotocol or "", plain),
             admission,
             accepted.connection_state,
         )

@@ -37,6 +37,12 @@ class Codec(ABC):
         """The frame of a message, or None when the protocol has no such message (a plain
         WebSocket client gets data only)."""
 
+    @property
+    def encoder(self) -> Codec:
+        """The codec whose frames this one sends: itself, unless it differs only in what it
+        reads (messages are encoded once per encoder, for all the clients that share it)."""
+        return self
+
 
 class ReliableCodec(Codec):
     """A protocol whose clients acknowledge data messages by sequence id and, after a drop,

@@ -269,11 +269,12 @@ class Connection:
         """A data message; numbered and kept until acknowledged by a reliable client."""
         if self._ended:
             return
+        encoder = self.codec.encoder
         try:
-            frame = message.frames[self.codec]
+            frame = message.frames[encoder]
         except KeyError:
-            data = self.codec.encode(message)
-            frame = message.frames[self.codec] = (
+            data = encoder.encode(message)
+            frame = message.frames[encoder] = (
                 None if data is None else OutgoingFrame(data, message.expires)
             )
         if frame is None:

@@ -80,6 +80,11 @@ async def handle(
         roster.leave(connection, request.group)
     else:
         if not _allowed(service, connection, "sendToGroup", request.group, "send to", ack_id):
+            if connection.codec.subprotocol is None:
+                # A plain client in sendToGroup mode hears of nothing else, as in Microsoft's
+                # emulator: its socket closes.
+                await roster.end(connection, f"The connection has no permission to send to "
+                                             f"group {request.group!r}.")
             return
         _send_to_group(service, roster, connection, request)
     _succeeded(connection, ack_id)

@@ -31,7 +31,7 @@ from flask_webpubsub.emulator.messages import (
     SequenceAck,
 )
 from flask_webpubsub.emulator.payload import Payload
-from flask_webpubsub.emulator.simple_codec import SIMPLE
+from flask_webpubsub.emulator.simple_codec import SIMPLE, GroupModeCodec, codec_for
 
 TEXT = Payload("text", text="héllo")
 JSON_DATA = Payload("json", text='{"n":[1,2]}')
@@ -210,3 +210,15 @@ def test_the_simple_codec_sends_data_as_it_is(payload: Payload) -> None:
 @pytest.mark.parametrize("message", [*(message for message, _ in MESSAGES), Pong()], ids=repr)
 def test_the_simple_codec_has_no_acks_nor_system_messages(message: Message) -> None:
     assert SIMPLE.encode(message) is None
+
+
+def test_a_plain_client_in_group_mode_sends_to_its_group_and_reads_like_any_plain_client() -> None:
+    codec = codec_for({"webpubsub_mode": ["sendToGroup"], "group": ["room"], "noEcho": ["true"]})
+    assert isinstance(codec, GroupModeCodec)
+    assert codec.decode("hi") == SendToGroup("room", Payload("text", text="hi"), no_echo=True)
+    assert codec.decode(b"\x01") == SendToGroup("room", Payload("binary", binary=b"\x01"),
+                                                no_echo=True)
+    # Messages are encoded once for every plain client, whatever its mode.
+    assert codec.encoder is SIMPLE
+    assert codec_for({}) is SIMPLE
+    assert codec_for({"webpubsub_mode": ["sendEvent"]}) is SIMPLE
