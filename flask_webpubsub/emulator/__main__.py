@@ -39,6 +39,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a hub whose events go to the upstream (repeatable; default: every hub)",
     )
     parser.add_argument(
+        "--allow-anonymous", action="append", default=[], metavar="HUB",
+        help="a hub whose clients may connect without a token, as anonymousConnectPolicy allow "
+        "(repeatable; * for every hub; default: none, as the service)",
+    )
+    parser.add_argument(
         "--access-key",
         help="the key tokens are signed with (at least 32 characters; random by default)",
     )
@@ -124,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             upstream_retry_delays=args.upstream_retry_delays,
             upstream_faults=args.faults,
             identity=identity,
+            allow_anonymous=args.allow_anonymous,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -81,7 +81,8 @@ class _Candidate:
 async def accept(
     service: Service, client: ClientRequest, spoken: Container[str | None]
 ) -> Accepted:
-    """Check the token and ask the upstream (``connect``, when a handler takes it).
+    """Check the token (none at all is fine in a hub that allows anonymous connections) and ask
+    the upstream (``connect``, when a handler takes it).
 
     The subprotocol is the upstream's choice, else the first offered one in ``spoken``.
     """
@@ -137,8 +138,10 @@ async def accept(
 
 def _verify(service: Service, client: ClientRequest) -> dict[str, Any]:
     if not client.token:
+        if service.allows_anonymous(client.hub_name):
+            return {}  # the hub's anonymousConnectPolicy is allow: no claims, no user
         raise Refused(401, "Missing access token: pass access_token in the query or a Bearer "
-                           "Authorization header.")
+                           "Authorization header (the hub's anonymous connect policy is deny).")
     try:
         return verify_token(client.token, service.access_keys, client.audience)
     except InvalidTokenError as exc:

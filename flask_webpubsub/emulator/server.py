@@ -27,6 +27,9 @@ from .upstream import RETRY_DELAYS, Upstream
 
 logger = logging.getLogger(__name__)
 
+#: Client protocols of the service that the emulator does not serve, by their path segment.
+_CLIENT_PROTOCOLS = {"socketio": "Socket.IO", "mqtt": "MQTT"}
+
 
 class Emulator:
     """A local Azure Web PubSub service.
@@ -44,6 +47,9 @@ class Emulator:
     Microsoft Entra ID, and the service with local auth disabled: upstream calls carry a bearer
     token and no ``ce-signature``, the REST API takes the tenant's tokens and no access-key
     token; :attr:`app_settings` and :meth:`credential` configure the app.
+
+    Clients of the hubs in ``allow_anonymous`` (``"*"``: every hub) may connect without an
+    access token, as with the hub setting ``anonymousConnectPolicy: allow``.
 
     An upstream call that fails with 408, a 5xx or a network error is tried again after each of
     ``upstream_retry_delays`` seconds, as the service does (``()``: never). ``upstream_faults``
@@ -70,9 +76,11 @@ class Emulator:
         ack_delay: float = 0.01,
         validate_upstream: bool = True,
         identity: IdentityProvider | None = None,
+        allow_anonymous: Iterable[str] = (),
     ) -> None:
         hub_names = list(hubs)
-        for name in hub_names:
+        anonymous = list(allow_anonymous)
+        for name in [*hub_names, *(a for a in anonymous if a != "*")]:
             if not is_hub_name(name):
                 raise ValueError(f"invalid hub name {name!r}: use {HUB_NAME_RULE}")
         if event_handlers is None:
@@ -108,7 +116,7 @@ class Emulator:
             self.upstream.faults.add(fault)
         self.service = Service(
             self.access_keys, self.upstream, recovery_timeout=recovery_timeout,
-            ack_delay=ack_delay, identity=identity,
+            ack_delay=ack_delay, identity=identity, anonymous_hubs=anonymous,
         )
         self._runner: web.AppRunner | None = None
 
@@ -174,6 +182,8 @@ class Emulator:
             # Bodies above the service's message limit are refused (413).
             app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
             client_endpoint.add_routes(app, self.service, self.heartbeat)
+            # After the client endpoint's routes, so that a protocol it serves wins.
+            app.router.add_route("*", "/clients/{protocol}{tail:.*}", self._unsupported_client)
             rest.add_routes(app, self.service)
             if self.identity is not None:
                 self.identity.add_routes(app)
@@ -225,6 +235,23 @@ class Emulator:
     def hubs(self) -> Mapping[str, Roster]:
         """The roster of every hub used so far, by lower-case hub name."""
         return self.service.rosters
+
+    async def _unsupported_client(self, request: web.Request) -> web.StreamResponse:
+        """A client of a protocol the emulator does not serve (Socket.IO, MQTT, ...): a clear
+        answer and a log line, not a bare 404."""
+        protocol = request.match_info["protocol"]
+        name = _CLIENT_PROTOCOLS.get(protocol.lower(), repr(protocol[:40]))
+        reason = (
+            f"This emulator does not serve {name} clients (/clients/{protocol[:40]}/...). It "
+            "serves WebSocket clients at /client/hubs/{hub}: simple WebSocket, "
+            "json.webpubsub.azure.v1 and json.reliable.webpubsub.azure.v1."
+        )
+        logger.warning("Refused a %s client at %s: the emulator does not serve that protocol.",
+                       name, request.path[:200])
+        hub = request.path.split("/hubs/", 1)[1].split("/")[0] if "/hubs/" in request.path else ""
+        self.service.trace.add("error", hub[:128].lower(), None,
+                               f"{name} client refused: not emulated")
+        return web.Response(status=501, text=reason)
 
     # -- fault injection --------------------------------------------------------------------------
 

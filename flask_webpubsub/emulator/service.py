@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from flask_webpubsub.core.jsoncodec import encode_json
@@ -31,6 +31,8 @@ class Service:
     ``recovery_timeout`` is how long a reliable connection waits for its client after a drop;
     ``ack_delay`` holds acks back as a network's latency would. With an ``identity`` provider,
     local auth is disabled: the REST API takes its Entra ID tokens, not access-key tokens.
+    Clients of ``anonymous_hubs`` may connect without a token (the hub setting
+    ``anonymousConnectPolicy: allow``; deny by default, as in the service).
     """
 
     def __init__(
@@ -41,9 +43,12 @@ class Service:
         recovery_timeout: float,
         ack_delay: float,
         identity: IdentityProvider | None = None,
+        anonymous_hubs: Iterable[str] = (),
     ) -> None:
         self.access_keys = access_keys
         self.identity = identity
+        #: Hubs whose anonymousConnectPolicy is allow (lower case; ``*``: every hub).
+        self.anonymous_hubs = frozenset(hub.lower() for hub in anonymous_hubs)
         self.upstream = upstream
         self.recovery_timeout = recovery_timeout
         self.ack_delay = ack_delay
@@ -62,6 +67,10 @@ class Service:
     def tasks(self) -> int:
         """How many background tasks are running."""
         return len(self._tasks)
+
+    def allows_anonymous(self, hub_name: str) -> bool:
+        """Whether a client of the hub may connect without an access token."""
+        return "*" in self.anonymous_hubs or hub_name.lower() in self.anonymous_hubs
 
     def roster(self, hub_name: str) -> Roster:
         """A hub's roster, created on first use (hub names are case-insensitive)."""
