@@ -22,6 +22,10 @@ from .identity import DEFAULT_UPSTREAM_AUDIENCE, IdentityProvider
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The serving options, or, after ``fault``, the fault command's (``command`` is set)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["fault"]:
+        return _fault_parser().parse_args(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="python -m flask_webpubsub.emulator",
         description="A local Azure Web PubSub service for development and tests. "
@@ -80,7 +84,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     entra.add_argument("--entra-client-secret",
                        help="the app registration's secret (default: random)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    return parser.parse_args(argv)
+    return parser.parse_args(arguments)
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -101,10 +105,9 @@ def _fault(text: str) -> UpstreamFault:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["fault"]:
-        return fault_command(arguments[1:])
-    args = parse_arguments(arguments)
+    args = parse_arguments(argv)
+    if getattr(args, "command", None):
+        return fault_command(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -159,11 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def fault_command(argv: Sequence[str]) -> int:
-    """``fault drop|close|upstream|clear``: a fault in a running emulator, over its HTTP API."""
+def _fault_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flask_webpubsub.emulator fault",
-        description="Inject a fault into a running emulator.",
+        description="Inject a fault into a running emulator, through its HTTP API.",
     )
     parser.add_argument("--emulator", default="http://127.0.0.1:8080",
                         help="the emulator's URL (default: %(default)s)")
@@ -181,7 +183,11 @@ def fault_command(argv: Sequence[str]) -> int:
     upstream.add_argument("fault", type=_fault)
     commands.add_parser("clear", help="remove every upstream fault")
     commands.add_parser("list", help="show the upstream faults in force")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def fault_command(args: argparse.Namespace) -> int:
+    """``fault drop|close|upstream|clear|list``: a fault in a running emulator."""
     base = args.emulator.rstrip("/") + "/_emulator"
     if args.command == "drop":
         status, answer = _call("POST", f"{base}/connections/{args.connection_id}/:drop", {})
