@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pallets_sphinx_themes import ProjectLink
-
 import flask_webpubsub
 
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
@@ -59,13 +57,6 @@ nitpick_ignore = [
 
 html_theme = "flask"
 html_theme_options = {"index_sidebar_logo": False}
-html_context = {
-    "project_links": [
-        ProjectLink("PyPI Releases", "https://pypi.org/project/flask-webpubsub/"),
-        ProjectLink("Source Code", "https://github.com/flask-webpubsub/flask-webpubsub/"),
-        ProjectLink("Issue Tracker", "https://github.com/flask-webpubsub/flask-webpubsub/issues/"),
-    ]
-}
 html_sidebars = {
     "index": ["project.html", "localtoc.html", "searchbox.html"],
     "**": ["localtoc.html", "relations.html", "searchbox.html"],
