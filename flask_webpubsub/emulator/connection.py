@@ -22,6 +22,7 @@ from .codec import Codec, ReliableCodec
 from .messages import Ack, Connected, DataMessage, Disconnected, Message
 from .rawframe import OutgoingFrame
 from .roles import PERMISSIONS as PERMISSIONS  # the REST API's permission names
+from .streams import CANCELLED, Stream
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class Connection:
         self._ack_ids: set[int] = set()
         self._ack_order: deque[int] = deque()
         self._invocations: dict[str, asyncio.Task[None]] = {}
+        #: Its open group streams, by stream id (:mod:`.dispatch` opens and ends them).
+        self.streams: dict[str, Stream] = {}
 
     def __repr__(self) -> str:
         return f"<Connection {self.connection_id} hub={self.hub_name!r} user={self.user_id!r}>"
@@ -352,6 +355,8 @@ class Connection:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+        for stream in list(self.streams.values()):
+            stream.end(CANCELLED, "The publisher's connection ended.")
         writer = self._writer
         if writer is not None:
             self.send(Disconnected(reason))

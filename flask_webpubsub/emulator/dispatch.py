@@ -15,6 +15,8 @@ from .messages import (
     Ack,
     CancelInvocation,
     DataMessage,
+    EndStream,
+    InvalidStreamRequest,
     Invoke,
     InvokeResponse,
     JoinGroup,
@@ -25,10 +27,23 @@ from .messages import (
     SendEvent,
     SendToGroup,
     SequenceAck,
+    StartStream,
+    StreamAck,
+    StreamClosed,
+    StreamData,
+    StreamNack,
 )
 from .payload import Payload
 from .roster import Roster
 from .service import Service
+from .streams import (
+    CANCELLED,
+    DEFAULT_IDLE_TIMEOUT,
+    FORBIDDEN,
+    MAX_STREAMS,
+    USER_ERROR,
+    Stream,
+)
 from .upstream import UpstreamError, UpstreamReply
 
 #: The error of an invocation the upstream did not answer with success (the service's name for
@@ -55,6 +70,9 @@ async def handle(
         if connection.cancel_invocation(request.invocation_id):
             service.trace.add("message", roster.name, connection.connection_id,
                               f"invocation {request.invocation_id} cancelled by the client")
+        return
+    if isinstance(request, (StartStream, StreamData, EndStream, InvalidStreamRequest)):
+        _stream_request(service, roster, connection, request)
         return
     ack_id = request.ack_id
     if ack_id is not None and connection.is_duplicate(ack_id):
@@ -166,6 +184,92 @@ async def _user_event(
         service.trace.add("message", roster.name, connection.connection_id,
                           f"reply ({answer.data_type}): {answer.preview()}")
     _succeeded(connection, ack_id)
+
+
+def _stream_request(
+    service: Service,
+    roster: Roster,
+    connection: Connection,
+    request: StartStream | StreamData | EndStream | InvalidStreamRequest,
+) -> None:
+    """Open, feed or end a group stream, and tell the publisher how it stands."""
+    stream_id = request.stream_id
+    stream = connection.streams.get(stream_id)
+    if isinstance(request, StartStream):
+        _start_stream(service, roster, connection, request)
+    elif isinstance(request, InvalidStreamRequest):
+        if stream is None:
+            _refuse_stream(service, connection, stream_id, "BadRequest", request.reason)
+        else:
+            stream.end(CANCELLED, request.reason, publisher_error="BadRequest")
+    elif stream is None:
+        _refuse_stream(service, connection, stream_id, "StreamNotFound",
+                       f"No stream {stream_id[:80]!r} is open on this connection.")
+    elif isinstance(request, EndStream):
+        if request.failed:
+            stream.end(USER_ERROR, request.reason or "", user_error_code=request.user_error_code)
+        else:
+            stream.end()
+    elif request.sequence_id is None or request.payload is None:
+        stream.touch()  # a keep-alive
+    elif not connection.can("sendToGroup", stream.group):
+        stream.end(FORBIDDEN, f"The connection has no permission to send to group "
+                              f"{stream.group!r} any more.")
+    elif request.sequence_id > stream.expected:
+        connection.send(StreamNack(
+            stream_id, stream.expected, "InvalidSequenceId",
+            f"Fragment {request.sequence_id} came before {stream.expected}.",
+        ))
+    else:
+        if request.sequence_id == stream.expected:
+            stream.publish(request.payload)
+        # else a fragment sent again: taken already, and not published twice
+        connection.send(StreamAck(stream_id, stream.expected))
+
+
+def _start_stream(
+    service: Service, roster: Roster, connection: Connection, request: StartStream
+) -> None:
+    stream_id, group = request.stream_id, request.group
+    if stream_id in connection.streams:
+        # Refused without touching the open one of that id (the client's mistake).
+        _refuse_stream(service, connection, stream_id, "BadRequest",
+                       f"Stream {stream_id[:80]!r} is open already.")
+    elif len(connection.streams) >= MAX_STREAMS:
+        _refuse_stream(service, connection, stream_id, "BadRequest",
+                       f"The connection has {MAX_STREAMS} streams open, the most it may.")
+    elif not connection.can("sendToGroup", group):
+        _refuse_stream(service, connection, stream_id, FORBIDDEN,
+                       f"The connection has no permission to send to group {group!r}.")
+    else:
+
+        def publish(message: DataMessage) -> None:
+            for member in roster.members(group):
+                if not (request.no_echo and member is connection):
+                    member.deliver(message)
+
+        def close(stream: Stream, closed: StreamClosed) -> None:
+            if connection.streams.get(stream.stream_id) is stream:
+                del connection.streams[stream.stream_id]
+            connection.send(closed)
+            service.trace.add("message", roster.name, connection.connection_id,
+                              f"stream {stream.stream_id} to {group} ended"
+                              + (f": {closed.reason}" if closed.error else ""))
+
+        connection.streams[stream_id] = Stream(
+            stream_id, group, connection.user_id,
+            request.idle_timeout or DEFAULT_IDLE_TIMEOUT, publish, close,
+        )
+        service.trace.add("message", roster.name, connection.connection_id,
+                          f"stream {stream_id} to {group} started")
+        connection.send(StreamAck(stream_id, 1))
+
+
+def _refuse_stream(
+    service: Service, connection: Connection, stream_id: str, error: str, reason: str
+) -> None:
+    service.trace.add("error", connection.hub_name, connection.connection_id, reason)
+    connection.send(StreamClosed(stream_id, error, reason))
 
 
 def _start_invocation(

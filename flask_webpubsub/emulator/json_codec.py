@@ -26,6 +26,8 @@ from .messages import (
     CancelInvocation,
     Connected,
     DataMessage,
+    EndStream,
+    InvalidStreamRequest,
     Invoke,
     InvokeResponse,
     JoinGroup,
@@ -38,6 +40,12 @@ from .messages import (
     SendEvent,
     SendToGroup,
     SequenceAck,
+    StartStream,
+    StreamAck,
+    StreamClosed,
+    StreamData,
+    StreamInfo,
+    StreamNack,
 )
 from .metadata import InvalidMetadataError
 from .metadata import validate as validate_metadata
@@ -70,6 +78,8 @@ class JsonCodec(Codec):
             no_echo = fields.get("noEcho", False)
             if not isinstance(no_echo, bool):
                 raise ProtocolViolation("'noEcho' must be true or false")
+            if "stream" in fields:
+                return _start_stream(fields, ack_id, no_echo)
             metadata = _metadata(fields)
             return SendToGroup(
                 _name(fields, "group"), _payload(fields, metadata), ack_id, no_echo, metadata,
@@ -93,6 +103,10 @@ class JsonCodec(Codec):
             )
         if request_type == "cancelInvocation":
             return CancelInvocation(_name(fields, "invocationId"))
+        if request_type == "streamData":
+            return _stream_data(fields)
+        if request_type == "streamEnd":
+            return _end_stream(fields)
         raise ProtocolViolation(f"unknown message type {str(request_type)[:40]!r}")
 
     def encode(self, message: Message) -> Frame | None:
@@ -105,7 +119,7 @@ class JsonCodec(Codec):
                 fields["group"] = message.group
                 if message.from_user_id is not None:
                     fields["fromUserId"] = message.from_user_id
-            return _with_data(fields, message.payload, message.metadata)
+            return _with_data(fields, message.payload, message.metadata, message.stream)
         if isinstance(message, Ack):
             fields = {"type": "ack", "ackId": message.ack_id, "success": message.error is None}
             if message.error is not None:
@@ -123,6 +137,18 @@ class JsonCodec(Codec):
             return _text(fields)
         if isinstance(message, Pong):
             return '{"type":"pong"}'
+        if isinstance(message, StreamAck):
+            return _text({"type": "streamAck", "streamId": message.stream_id,
+                          "expectedSequenceId": message.expected})
+        if isinstance(message, StreamNack):
+            return _text({"type": "streamNack", "streamId": message.stream_id,
+                          "expectedSequenceId": message.expected, "name": message.error,
+                          "message": message.reason})
+        if isinstance(message, StreamClosed):
+            fields = {"type": "streamClosed", "streamId": message.stream_id}
+            if message.error is not None:
+                fields["error"] = {"name": message.error, "message": message.reason}
+            return _text(fields)
         if isinstance(message, InvokeResponse):
             fields = {
                 "type": "invokeResponse",
@@ -158,12 +184,32 @@ def _text(value: Any) -> str:
     return encode_json(value).decode()
 
 
-def _with_data(fields: dict[str, Any], payload: Payload, metadata: Metadata = EMPTY) -> str:
+def _with_data(
+    fields: dict[str, Any],
+    payload: Payload,
+    metadata: Metadata = EMPTY,
+    stream: StreamInfo | None = None,
+) -> str:
     """A frame of ``fields``, the payload's ``dataType`` and ``data`` (its JSON text goes in as
-    it is, not parsed and encoded again) and the ``metadata``, if any."""
+    it is, not parsed and encoded again), and its ``metadata`` and ``stream``, if any."""
     head = _text(fields)
     tail = f',"metadata":{_text(dict(metadata))}' if metadata else ""
+    if stream is not None:
+        tail += f',"stream":{_text(_stream_fields(stream))}'
     return f'{head[:-1]},"dataType":"{payload.data_type}","data":{_data(payload)}{tail}}}'
+
+
+def _stream_fields(stream: StreamInfo) -> dict[str, Any]:
+    fields: dict[str, Any] = {"streamId": stream.stream_id,
+                              "streamSequenceId": stream.sequence_id}
+    if stream.end:
+        fields["endOfStream"] = True
+    if stream.error is not None:
+        error = {"name": stream.error, "message": stream.reason or ""}
+        if stream.user_error_code is not None:
+            error["userErrorCode"] = stream.user_error_code
+        fields["error"] = error
+    return fields
 
 
 def _data(payload: Payload) -> str:
@@ -201,6 +247,63 @@ def _payload(fields: dict[str, Any], metadata: Metadata) -> Payload:
         except (binascii.Error, ValueError):
             raise ProtocolViolation("data is not valid base64") from None
     raise ProtocolViolation(f"unknown dataType {data_type!r}: use json, text or binary")
+
+
+def _start_stream(fields: dict[str, Any], ack_id: int | None, no_echo: bool) -> Request:
+    """A ``sendToGroup`` with a ``stream`` property starts a stream; it has no data."""
+    stream = fields["stream"]
+    if not isinstance(stream, dict):
+        raise ProtocolViolation("'stream' must be an object")
+    stream_id = _name(stream, "streamId")
+    group = _name(fields, "group")
+    if "data" in fields or "dataType" in fields or ack_id is not None:
+        return InvalidStreamRequest(stream_id, "A stream start has no data, dataType or ackId.")
+    idle = stream.get("idleTimeoutMs")
+    if idle is not None and (not isinstance(idle, int) or isinstance(idle, bool) or idle <= 0):
+        return InvalidStreamRequest(stream_id, "idleTimeoutMs must be a positive integer.")
+    return StartStream(group, stream_id, no_echo, None if idle is None else idle / 1000)
+
+
+def _stream_data(fields: dict[str, Any]) -> Request:
+    """A ``streamData`` fragment: sequence id, dataType and data, or none of them (a
+    keep-alive)."""
+    stream_id = _name(fields, "streamId")
+    given = [key for key in ("streamSequenceId", "dataType", "data") if key in fields]
+    if not given:
+        return StreamData(stream_id)
+    if len(given) < 3:
+        return InvalidStreamRequest(
+            stream_id, "Stream data needs streamSequenceId, dataType and data together."
+        )
+    sequence_id = fields["streamSequenceId"]
+    if not isinstance(sequence_id, int) or isinstance(sequence_id, bool) or sequence_id < 1:
+        return InvalidStreamRequest(stream_id, "streamSequenceId must be a positive integer.")
+    try:
+        payload = _payload(fields, EMPTY)
+    except ProtocolViolation as exc:
+        return InvalidStreamRequest(stream_id, f"Invalid stream data: {exc}.")
+    return StreamData(stream_id, sequence_id, payload)
+
+
+def _end_stream(fields: dict[str, Any]) -> Request:
+    """A ``streamEnd``, with the publisher's own error (``message``, ``userErrorCode``) or
+    not."""
+    stream_id = _name(fields, "streamId")
+    error = fields.get("error")
+    if error is None:
+        return EndStream(stream_id)
+    if not isinstance(error, dict):
+        return InvalidStreamRequest(stream_id, "A stream's error must be an object.")
+    reason, code = error.get("message"), error.get("userErrorCode")
+    if not all(
+        value is None or (isinstance(value, str) and len(value) <= MAX_NAME_LENGTH)
+        for value in (reason, code)
+    ):
+        return InvalidStreamRequest(
+            stream_id, f"A stream's error has a message and a userErrorCode of at most "
+                       f"{MAX_NAME_LENGTH} characters."
+        )
+    return EndStream(stream_id, True, reason, code)
 
 
 def _metadata(fields: dict[str, Any]) -> Metadata:

@@ -97,23 +97,78 @@ class CancelInvocation:
     invocation_id: str
 
 
+@dataclass(frozen=True)
+class StartStream:
+    """A group stream (client spec 3.6): fragments to ``group``, ordered by their stream
+    sequence ids, each acknowledged to the publisher."""
+
+    group: str
+    stream_id: str
+    no_echo: bool = False
+    #: Seconds without data or keep-alive after which the service ends it (None: the default).
+    idle_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class StreamData:
+    """A fragment of a stream, or with neither sequence id nor payload a keep-alive."""
+
+    stream_id: str
+    sequence_id: int | None = None
+    payload: Payload | None = None
+
+
+@dataclass(frozen=True)
+class EndStream:
+    """The publisher ends a stream, normally or (``failed``) with its own error."""
+
+    stream_id: str
+    failed: bool = False
+    reason: str | None = None
+    user_error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidStreamRequest:
+    """A stream request its protocol does not allow, about a stream it names: the stream is
+    refused or ended (BadRequest), the connection stays."""
+
+    stream_id: str
+    reason: str
+
+
 Request: TypeAlias = (
     JoinGroup | LeaveGroup | SendToGroup | SendEvent | SequenceAck | Ping | Invoke
-    | CancelInvocation
+    | CancelInvocation | StartStream | StreamData | EndStream | InvalidStreamRequest
 )
 
 # -- messages: service to client ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StreamInfo:
+    """Where a group message stands in a stream: its fragment's sequence id, or, for the
+    stream's terminal message, the next one (``end``), with the error that ended it, if any."""
+
+    stream_id: str
+    sequence_id: int
+    end: bool = False
+    error: str | None = None
+    reason: str | None = None
+    #: The publisher's own error code, with error ``UserError``.
+    user_error_code: str | None = None
+
+
 @dataclass(eq=False)
 class DataMessage:
     """Data for clients: from the server (REST sends, upstream replies), or sent to ``group``
-    by a client (``from_user_id``, when it has one)."""
+    by a client (``from_user_id``, when it has one), as a stream fragment too (``stream``)."""
 
     payload: Payload
     group: str | None = None
     from_user_id: str | None = None
     metadata: Metadata = field(default_factory=dict)
+    stream: StreamInfo | None = None
     #: Seconds from now within which it must reach a client, or never (None: no limit).
     ttl: float | None = None
     #: The :func:`time.monotonic` time after which it is dropped (from ``ttl``).
@@ -167,4 +222,36 @@ class InvokeResponse:
     reason: str = ""
 
 
-Message: TypeAlias = DataMessage | Ack | Connected | Disconnected | Pong | InvokeResponse
+@dataclass(frozen=True)
+class StreamAck:
+    """The service has every fragment of the stream before ``expected``."""
+
+    stream_id: str
+    expected: int
+
+
+@dataclass(frozen=True)
+class StreamNack:
+    """A fragment was not taken (``InvalidSequenceId``: send again from ``expected``); the
+    stream goes on."""
+
+    stream_id: str
+    expected: int
+    error: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """A stream of the publisher is over: ended by it (no error), or refused or ended by the
+    service, with the error name and why."""
+
+    stream_id: str
+    error: str | None = None
+    reason: str = ""
+
+
+Message: TypeAlias = (
+    DataMessage | Ack | Connected | Disconnected | Pong | InvokeResponse | StreamAck
+    | StreamNack | StreamClosed
+)

@@ -28,6 +28,8 @@ class SimpleCodec(Codec):
 
     def encode(self, message: Message) -> Frame | None:
         if isinstance(message, DataMessage):
+            if message.stream is not None and message.stream.end:
+                return None  # a stream's end is no data, and a plain client sees nothing else
             payload = message.payload
             return payload.binary if payload.is_binary else payload.text
         return None  # no acks and no system messages

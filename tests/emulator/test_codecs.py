@@ -73,6 +73,7 @@ def client_frame(request: Request) -> str:
         fields = {"type": "sendToGroup", "group": request.group, "noEcho": request.no_echo,
                   **client_data(request.payload)}
     else:
+        assert isinstance(request, SendEvent), request
         fields = {"type": "event", "event": request.event, **client_data(request.payload)}
     if request.ack_id is not None:
         fields["ackId"] = request.ack_id
