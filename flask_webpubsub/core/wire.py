@@ -119,6 +119,8 @@ def parse_media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
 
 JSON_SUBPROTOCOL = "json.webpubsub.azure.v1"
 RELIABLE_JSON_SUBPROTOCOL = "json.reliable.webpubsub.azure.v1"
+PROTOBUF_SUBPROTOCOL = "protobuf.webpubsub.azure.v1"
+RELIABLE_PROTOBUF_SUBPROTOCOL = "protobuf.reliable.webpubsub.azure.v1"
 MQTT_SUBPROTOCOL = "mqtt"
 
 # -- names and paths ----------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from aiohttp.http_websocket import WebSocketError
 from flask_webpubsub.core.wire import (
     JSON_SUBPROTOCOL,
     MAX_MESSAGE_BYTES,
+    PROTOBUF_SUBPROTOCOL,
     RELIABLE_JSON_SUBPROTOCOL,
+    RELIABLE_PROTOBUF_SUBPROTOCOL,
     is_hub_name,
 )
 
@@ -28,6 +30,7 @@ from .codec import Codec, ProtocolViolation
 from .connection import CLOSE_POLICY, MAX_GROUPS, Connection
 from .handshake import ClientRequest, Refused, accept
 from .json_codec import JSON, RELIABLE_JSON
+from .protobuf_codec import PROTOBUF, RELIABLE_PROTOBUF
 from .roster import Roster
 from .service import Service
 from .simple_codec import SIMPLE, InvalidMode, codec_for
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 CODECS: dict[str, Codec] = {
     JSON_SUBPROTOCOL: JSON,
     RELIABLE_JSON_SUBPROTOCOL: RELIABLE_JSON,
+    PROTOBUF_SUBPROTOCOL: PROTOBUF,
+    RELIABLE_PROTOBUF_SUBPROTOCOL: RELIABLE_PROTOBUF,
 }
 
 

@@ -72,3 +72,40 @@ def test_a_reliable_client_closed_by_the_app_sees_the_apps_reason(stack: Stack) 
     assert result["disconnects"] == ["closed by the app"]
     assert stack.recorded.of("disconnected", first) == ["closed by the app"]
 
+
+
+def test_protobuf_clients_and_the_official_json_client_share_a_group(stack: Stack) -> None:
+    result = reported(run_node(stack, "protobuf.mjs"), "result")
+    assert result["protocols"] == ["protobuf.webpubsub.azure.v1",
+                                   "protobuf.reliable.webpubsub.azure.v1"]
+    assert result["connected"]["user_id"] == "pb-user"
+    assert result["joined"] == {"ack_id": 1, "success": True}
+    # JSON to protobuf: text as text_data, JSON as json_data, binary as binary_data.
+    assert [m["data"] for m in result["fromJson"]] == [
+        {"text_data": "hello", "data": "text_data"},
+        {"json_data": '{"a":1}', "data": "json_data"},
+        {"binary_data": [1, 2, 3], "data": "binary_data"},
+    ]
+    assert all((m["from"], m["group"]) == ("group", "mix") for m in result["fromJson"])
+    # Protobuf to JSON: protobuf_data as the base64 of its Any's bytes.
+    assert result["toJson"] == [
+        {"dataType": "text", "data": "pb text", "metadata": None},
+        {"dataType": "binary", "data": [4, 5], "metadata": None},
+        {"dataType": "protobuf", "data": result["anyBytes"], "metadata": None},
+        {"dataType": "json", "data": {"b": 2}, "metadata": {"k": "v"}},
+    ]
+    any_data = result["echoed"][2]["data"]
+    assert any_data["protobuf_data"] == {
+        "type_url": "type.googleapis.com/azure.webpubsub.TestMessage", "value": [8, 1]
+    }
+    assert result["echoed"][3]["metadata"] == {"k": "v"}
+    assert result["pong"] == {}
+    # An event with protobuf data reaches the app as the Any's bytes; its reply comes back.
+    assert result["reply"]["from"] == "server"
+    assert result["reply"]["data"]["binary_data"] == result["anyBytes"]
+    assert result["eventAck"] == {"ack_id": 2, "success": True}
+    assert stack.recorded.of("echo")[-1] == bytes(result["anyBytes"])
+    assert result["reliableConnected"]["reconnection_token"]
+    assert result["numbered"]["sequence_id"] == 1
+    assert result["closed"] == 1008
+    assert result["disconnected"]["reason"].startswith("Invalid message:")
