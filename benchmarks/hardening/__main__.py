@@ -1,12 +1,15 @@
-"""``python -m benchmarks.hardening --long``: both long load runs, figures in docs/hardening.md.
+"""``python -m benchmarks.hardening --long``: the long load runs, figures in docs/hardening.md.
 
 Without ``--long`` it runs the short forms (the ones the test suite runs) and prints their
 figures. The upstream run is made twice, under gunicorn (sync workers, as issue 8 asks) and
-under granian (the server the README recommends); ``--only gunicorn``, ``--only granian``,
-``--only upstream`` (both) or ``--only churn`` runs a part. ``--wait-quiet MINUTES``
-first waits (polling every 30 s, at most that long) until no benchmark, wrk or node process runs
-and the load average is below 1.5, since both runs need the machine's cores to themselves.
-The exit status is 1 when a requirement was missed.
+under granian (the server the README recommends); the slow-client run attacks the production
+set-up with slow-body and slow-header clients (and, in its long form, granian alone too, for the
+record). ``--only gunicorn``, ``--only granian``, ``--only upstream`` (both), ``--only churn`` or
+``--only slow`` runs a part; ``--long --only slow`` rewrites the slow-client section of the report
+alone and leaves the rest of it as it was. ``--wait-quiet MINUTES`` first waits (polling every
+30 s, at most that long) until no benchmark, wrk or node process runs and the load average is
+below 1.5, since the runs need the machine's cores to themselves. The exit status is 1 when a
+requirement was missed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import churn, procs, report, upstream
+from . import churn, procs, report, slowclients, upstream
 
 QUIET_LOAD = 1.5
 
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.hardening", description=__doc__
     )
     parser.add_argument("--long", action="store_true", help="the long forms; writes the report")
-    parser.add_argument("--only", choices=("upstream", "gunicorn", "granian", "churn"))
+    parser.add_argument("--only", choices=("upstream", "gunicorn", "granian", "churn", "slow"))
     parser.add_argument("--output", type=Path, default=procs.REPO / "docs" / "hardening.md",
                         help="the report of --long (default: docs/hardening.md)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="MINUTES")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         versions=procs.versions(
             "flask-webpubsub", "flask", "werkzeug", "gunicorn", "granian", "aiohttp", "websockets",
             "azure-messaging-webpubsubservice",
-        ),
+        ) | {"nginx": procs.nginx_version()},
         started=datetime.datetime.now(datetime.timezone.utc),
         load_average=procs.load_average(),
         busy=procs.busy_processes(),
@@ -104,11 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     monitor = Monitor()
     with monitor:
-        upstream_reports, churn_report = run(args.long, args.only, problems)
-    if args.long:
-        args.output.write_text(
-            report.render(context, monitor.during(), upstream_reports, churn_report)
-        )
+        upstream_reports, churn_report, slow_runs = run(args.long, args.only, problems)
+    if args.long and args.only == "slow" and args.output.exists():
+        args.output.write_text(report.splice_section(
+            args.output.read_text(), report.render_slow(context, slow_runs)
+        ))
+        print(f"Rewrote the slow-client section of {os.path.relpath(args.output)}",
+              file=sys.stderr)
+    elif args.long:
+        args.output.write_text(report.render(
+            context, monitor.during(), upstream_reports, churn_report, slow_runs
+        ))
         print(f"Wrote {os.path.relpath(args.output)}", file=sys.stderr)
     for problem in problems:
         print(f"FAILED: {problem.split(': {')[0]}", file=sys.stderr)
@@ -117,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(
     long: bool, only: str | None, problems: list[str]
-) -> tuple[list[upstream.UpstreamReport], churn.ChurnReport | None]:
+) -> tuple[
+    list[upstream.UpstreamReport], churn.ChurnReport | None,
+    list[tuple[slowclients.Case, slowclients.SlowReport]],
+]:
     upstream_reports = []
     forms = {
         "gunicorn": upstream.LONG if long else upstream.SHORT,
@@ -137,7 +149,16 @@ def run(
         churn_report = churn.run_churn(churn.LONG if long else churn.SHORT)
         print(json.dumps(churn_report.summary(), indent=2), flush=True)
         problems += churn_report.problems()
-    return upstream_reports, churn_report
+    slow_runs = []
+    if only in (None, "slow"):
+        slow_runs = slowclients.run_cases(
+            slowclients.LONG_CASES if long else slowclients.SHORT_CASES
+        )
+        for case, slow in slow_runs:
+            print(json.dumps(slow.summary(), indent=2), flush=True)
+            if case.required:
+                problems += [f"slow clients: {problem}" for problem in slow.problems()]
+    return upstream_reports, churn_report, slow_runs
 
 
 if __name__ == "__main__":

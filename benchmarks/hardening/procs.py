@@ -1,5 +1,6 @@
-"""Servers in subprocesses for the load runs: the emulator, the example app under gunicorn, and
-what the reports say about them (resident memory from /proc, the machine, the versions).
+"""Servers in subprocesses for the load runs: the emulator, the example app under gunicorn or
+granian, nginx in front of granian, and what the reports say about them (resident memory from
+/proc, the machine, the versions).
 
 Every process is started with its output in a log file (the emulator prints its connection
 string, which holds the access key: that file is never shown), waited for with a deadline, and
@@ -11,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -106,6 +109,10 @@ class ServerProcess:
         #: Set by ``stop()``: the exit code, and how many workers outlived the server.
         self.exit_code: int | None = None
         self.orphans = 0
+        #: Set by ``stop()``: how long the server took to stop, in seconds.
+        self.stop_seconds: float | None = None
+        #: Other logs the server writes itself (nginx's error log), read by ``log_lines``.
+        self.extra_logs: list[Path] = []
 
     @property
     def pid(self) -> int:
@@ -140,9 +147,13 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 10) -> str:
         """The end of the log, for an error message (never the line with the access key)."""
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return " | ".join(line for line in text[-lines:] if "AccessKey=" not in line)
+        if not self._log.closed:
+            self._log.flush()
+        text = []
+        for path in [self.log_path, *self.extra_logs]:
+            with contextlib.suppress(FileNotFoundError):
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+        return " | ".join(line for line in text if "AccessKey=" not in line)
 
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None when killed).
@@ -152,6 +163,7 @@ class ServerProcess:
         """
         code: int | None = self.process.poll()
         workers = process_tree(self.pid) if code is None else {}
+        started = time.monotonic()
         if code is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -171,6 +183,7 @@ class ServerProcess:
                     os.kill(pid, signal.SIGKILL)
         self._log.close()
         self.exit_code = code
+        self.stop_seconds = time.monotonic() - started
         return code
 
     def exit_problems(self) -> list[str]:
@@ -189,9 +202,12 @@ class ServerProcess:
 
         Never the emulator's connection string line, which holds the access key.
         """
-        text = self.log_path.read_text(errors="replace")
+        lines = []
+        for path in [self.log_path, *self.extra_logs]:
+            with contextlib.suppress(FileNotFoundError):
+                lines += path.read_text(errors="replace").splitlines()
         return [
-            line for line in text.splitlines()
+            line for line in lines
             if any(n in line for n in needles) and "AccessKey=" not in line
         ]
 
@@ -233,19 +249,93 @@ def start_gunicorn(
 LOG_PROBLEMS = ("Traceback", "WARNING", "ERROR", "CRITICAL", "Exception")
 
 
+#: The options of the README's production command (its Performance section), but for --host,
+#: --port, --workers and the app, which the runs choose.
+GRANIAN_OPTIONS: dict[str, str] = {
+    "--interface": "wsgi", "--http": "1", "--blocking-threads": "1",
+    "--workers-kill-timeout": "30",
+}
+
+
+def granian_command(
+    app: str, port: int, *, workers: int = 2, options: Mapping[str, str | None] | None = None,
+) -> list[str]:
+    """The README's granian command on ``127.0.0.1:port``, warnings only; ``options`` adds
+    options or replaces their values (a value of None: a flag without one)."""
+    chosen: dict[str, str | None] = {
+        **GRANIAN_OPTIONS, "--workers": str(workers), "--host": "127.0.0.1", "--port": str(port),
+        "--log-level": "warning", "--backlog": "2048", **(options or {}),
+    }
+    command = [str(Path(sys.executable).with_name("granian"))]
+    for option, value in chosen.items():
+        command += [option] if value is None else [option, value]
+    return [*command, app]
+
+
 def start_granian(
     app: str, port: int, log_path: Path, *, workers: int = 2,
     env: Mapping[str, str] | None = None, ready_path: str = "/",
+    options: Mapping[str, str | None] | None = None,
 ) -> ServerProcess:
     """granian on loopback, as the README recommends for production (HTTP/1, one blocking
-    thread per worker); ``app`` is ``module:attribute``."""
-    command = [
-        str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--http", "1",
-        "--blocking-threads", "1", "--workers", str(workers), "--workers-kill-timeout", "30",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        "--backlog", "2048", app,
-    ]
+    thread per worker) unless ``options`` says otherwise; ``app`` is ``module:attribute``."""
+    command = granian_command(app, port, workers=workers, options=options)
     return _started(ServerProcess("granian", command, log_path, env=env), port, ready_path)
+
+
+#: The nginx configuration the README recommends in front of granian, as a template.
+NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+def nginx_config(prefix: Path, temp: Path, port: int, upstream_port: int) -> str:
+    """:data:`NGINX_TEMPLATE` for an nginx on ``127.0.0.1:port`` in front of a server on
+    ``127.0.0.1:upstream_port``, with its pid file and logs under ``prefix`` and its temporary
+    files (request bodies too large to keep in memory) under ``temp``."""
+    values = {
+        "@PREFIX@": str(prefix), "@TEMP@": str(temp), "@PORT@": str(port),
+        "@UPSTREAM_PORT@": str(upstream_port),
+    }
+    text = NGINX_TEMPLATE.read_text()
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+class NginxProcess(ServerProcess):
+    """nginx in the foreground; ``stop()`` also removes its directory of temporary files."""
+
+    def __init__(self, command: Sequence[str], log_path: Path, temp: Path) -> None:
+        super().__init__("nginx", command, log_path)
+        self.temp = temp
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        try:
+            return super().stop(grace)
+        finally:
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def start_nginx(
+    port: int, upstream_port: int, prefix: Path, ready_path: str = "/",
+) -> ServerProcess:
+    """Debian's nginx in the foreground (``daemon off``, so SIGTERM stops it), configured by
+    :func:`nginx_config`, its configuration, pid file and logs in ``prefix``.
+
+    The temporary files go to a directory of their own under the system's temporary directory:
+    started as root, nginx runs its worker as ``nobody``, which must be able to reach them
+    (``prefix``, under pytest's ``tmp_path``, may not be)."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise RuntimeError("nginx is not installed (.ci/install-system-packages.sh installs it)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix="hardening-nginx-"))
+    temp.chmod(0o755)
+    config = prefix / "nginx.conf"
+    config.write_text(nginx_config(prefix, temp, port, upstream_port))
+    command = [binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")]
+    server = NginxProcess(command, prefix / "nginx.out", temp)
+    server.extra_logs.append(prefix / "error.log")
+    return _started(server, port, ready_path)
 
 
 def _started(server: ServerProcess, port: int, ready_path: str) -> ServerProcess:
@@ -314,6 +404,18 @@ def versions(*packages: str) -> dict[str, str]:
     return found
 
 
+def nginx_version() -> str:
+    """nginx's version (``nginx -v``), or "not installed"."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    try:
+        output = subprocess.run(
+            [binary, "-v"], capture_output=True, text=True, timeout=10, check=False
+        ).stderr
+    except OSError:
+        return "not installed"
+    return output.strip().rpartition("/")[2] or "unknown"
+
+
 def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
@@ -321,8 +423,9 @@ def load_average() -> tuple[float, float, float]:
 def busy_processes() -> list[str]:
     """Other CPU-heavy work on the machine (benchmarks, wrk, node), by command line.
 
-    Not the hardening runs' own processes: this runner, or the servers it starts (granian
-    serves ``benchmarks.hardening.chat_wsgi:app``).
+    Not the hardening runs' own processes: this runner, the servers it starts (granian serves
+    ``benchmarks.hardening.chat_wsgi:app`` or ``benchmarks.hardening.signed_wsgi:app``), or
+    what it runs itself (wrk).
     """
     found = []
     own = os.getpid()
@@ -333,9 +436,17 @@ def busy_processes() -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "benchmarks.hardening" in command:
+        if "benchmarks.hardening" in command or _parent(entry) == own:
             continue
         if "benchmarks" in command or command.startswith(("wrk", "node ")) or "/wrk " in command:
             found.append(command.strip()[:120])
     return found
 
+
+
+def _parent(entry: Path) -> int | None:
+    """The parent process id of ``/proc/<pid>``, or None when it is gone."""
+    try:
+        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

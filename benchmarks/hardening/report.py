@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 
 from .churn import ChurnReport
 from .procs import Machine
+from .slowclients import LONG, Case, SlowReport
 from .upstream import UpstreamReport
 
 COMMAND = ".venv/bin/python -m benchmarks.hardening --long"
@@ -185,6 +187,120 @@ it (the larger) after the clients leave. The memory before any client is shown t
 """
 
 
+#: The heading of the slow-client section, which ``--long --only slow`` replaces on its own.
+SLOW_HEADING = "## Slow clients: the production set-up"
+SLOW_COLUMNS = (
+    "| set-up | slow-body + slow-header clients | measured | requests / failed "
+    "| p50 / p99 / max (ms) | longest stall | recovery | throughput without them (req/s) "
+    "| verdict |"
+)
+
+
+def render_slow(context: Context, runs: list[tuple[Case, SlowReport]]) -> str:
+    """The slow-client section: every case's figures, and whether the recommended set-up held.
+    It names its own date, machine and load, since it may be rerun alone."""
+    first = runs[0][1].settings
+    rows = []
+    warnings: Counter[str] = Counter()
+    notes: list[str] = []
+    for case, report in runs:
+        settings = report.settings
+        during = report.during()
+        recovery = report.recovery()
+        throughput = report.throughput
+        rows.append(" | ".join((
+            f"| {case.setup.description}",
+            f"{settings.slow_body} + {settings.slow_header}",
+            f"{settings.seconds:g} s",
+            f"{_n(len(during))} / {_n(report.failed(during))}",
+            f"{report.percentile(during, 0.5):.1f} / {report.percentile(during, 0.99):.1f} / "
+            f"{max((x.latency_ms for x in during), default=0):,.0f}",
+            f"{report.longest_stall():.1f} s",
+            "n/a" if recovery is None else f"{recovery:.2f} s",
+            "n/a" if throughput is None else
+            f"{_n(throughput.median)} ({_n(min(throughput.runs))}-{_n(max(throughput.runs))})",
+            ("must hold: " if case.required else "")
+            + ("held" if not report.service_problems() else "did not hold")
+            + (f"; {len(report.log_problems)} warnings in the logs" if report.log_problems
+               else "") + " |",
+        )))
+        warnings.update(set(report.log_problems))
+        notes.extend(
+            f"{line} (granian stopped in {report.stop_seconds.get('granian') or 0:.1f} s)"
+            for line in report.shutdown_notes
+        )
+    problems = [
+        f"{case.setup.description} with {report.settings.slow_body} + "
+        f"{report.settings.slow_header}: {'; '.join(report.problems())}"
+        for case, report in runs if case.required and report.problems()
+    ]
+    machine = context.machine
+    load = ", ".join(f"{value:.2f}" for value in context.load_average)
+    busy = "none" if not context.busy else _busy(sorted(set(context.busy)))
+    versions = ", ".join(f"{name} {version}" for name, version in context.versions.items())
+    run_line = _paragraph(f"""Run by `{context.command}` on {context.started:%Y-%m-%d %H:%M} UTC:
+        {machine.describe()}; {versions}. Load average before the run: {load}; other CPU-heavy
+        processes then: {busy}. The attackers, the measuring client, wrk and the servers share
+        the machine's cores.""")
+    prose = _paragraph(f"""Each set-up serves the benchmarks' signed-event app with direct
+        dispatch (`benchmarks.hardening.signed_wsgi:app`) with {first.workers} granian workers on
+        loopback; with nginx, nginx listens on loopback and passes requests to granian on
+        another loopback port (its configuration: `benchmarks/hardening/nginx.conf.template`).
+        Slow-body clients send a signed `echo` event's headers at once, with `Content-Length:
+        4096`, then one byte of its body every {first.interval:g} s; slow-header clients send
+        the request line, then one header line every {first.interval:g} s (the event's own, then
+        `X-Slow-n`), never the blank line that ends them. A client the server drops comes back
+        at once. Once every one is connected, a measuring client sends ordinary signed `echo`
+        events, {first.rate:g} requests/s over {first.concurrency} keep-alive connections, for
+        the time shown with the slow clients connected, then for {first.after_seconds:g} s after
+        they leave; a request not answered within {first.timeout:g} s fails, and counts with its
+        time in the percentiles. Longest stall: the longest time in the window in which no
+        measuring request succeeded. Recovery: from the slow clients leaving to the next
+        success. Throughput: wrk's requests/s for the benchmarks' signed text event (32
+        connections, median and range of {LONG.throughput_runs} runs of
+        {LONG.throughput_seconds} s) with no slow client; the short
+        form of the requirement is `tests/hardening/test_slow_clients.py`.""")
+    table = "\n".join(rows)
+    logged = "\n\n" + _paragraph(
+        "The servers' logs held: " + "; ".join(
+            f"`{line[:120]}` (in {count} runs)" for line, count in warnings.most_common()
+        ) + "."
+    ) if warnings else ""
+    if notes:
+        logged += "\n\n" + _paragraph(
+            "Not counted: granian logged, as it stopped, that it killed a worker that refused to "
+            "stop, though it stopped well within its 30 s `--workers-kill-timeout`, after which "
+            "it would kill one: " + "; ".join(f"`{note}`" for note in notes) + "."
+        )
+    return f"""{SLOW_HEADING}
+
+{prose}
+
+{run_line}
+
+{SLOW_COLUMNS}
+|{"---|" * SLOW_COLUMNS.count(" | ")}---|
+{table}{logged}
+
+{_verdict(problems)}
+"""
+
+
+def splice_section(document: str, section: str, heading: str = SLOW_HEADING) -> str:
+    """``document`` with its section under ``heading`` (up to the next ``## `` heading)
+    replaced by ``section``, or ``section`` appended when it has none."""
+    lines = document.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.rstrip("\n") == heading]
+    if not starts:
+        return document.rstrip("\n") + "\n\n" + section
+    start = starts[0]
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+    )
+    after = "".join(lines[end:])
+    return "".join(lines[:start]) + section + ("\n" + after if after else "")
+
+
 def _busy(commands: list[str]) -> str:
     shown = "; ".join(f"`{c[:70]}`" for c in commands[:3])
     return shown + ("; ..." if len(commands) > 3 else "")
@@ -192,7 +308,7 @@ def _busy(commands: list[str]) -> str:
 
 def render(
     context: Context, during: During, upstreams: list[UpstreamReport],
-    churn: ChurnReport | None,
+    churn: ChurnReport | None, slow: list[tuple[Case, SlowReport]] | None = None,
 ) -> str:
     machine = context.machine
     versions = ", ".join(f"{name} {version}" for name, version in context.versions.items())
@@ -213,9 +329,10 @@ def render(
             f"load average reached {during.max_load:.2f}, the runs' own load."
         )
     header = _paragraph(f"""Written by `{context.command}` on {context.started:%Y-%m-%d %H:%M}
-        UTC. Do not edit by hand: rerun it. The short forms of both runs are tests in the normal
-        suite (`tests/hardening/test_load_short.py`, under a minute); this command runs the long
-        forms and exits non-zero when a requirement is missed.""")
+        UTC. Do not edit by hand: rerun it (`--only slow` rewrites the slow-client section
+        alone). The short forms of the runs are tests in the normal suite
+        (`tests/hardening/test_load_short.py` and `test_slow_clients.py`, under a minute each);
+        this command runs the long forms and exits non-zero when a requirement is missed.""")
     machine_lines = "\n".join(
         textwrap.fill(line, width=100, subsequent_indent="  ", break_on_hyphens=False)
         for line in (
@@ -230,6 +347,8 @@ def render(
     sections = [render_upstream(u) for u in upstreams]
     if churn is not None:
         sections.append(render_churn(churn))
+    if slow:
+        sections.append(render_slow(context, slow))
     return f"""# Hardening: load figures
 
 {header}
