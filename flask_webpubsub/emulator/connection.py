@@ -141,6 +141,7 @@ class Connection:
         self.hub_name = hub_name
         self.connection_id = connection_id
         self.codec = codec
+        self._encoder = codec.encoder  # read once: delivery is the hot path
         self.user_id = user_id
         self.subprotocol = subprotocol
         #: The ``ce-connectionState`` value the upstream last set.
@@ -272,7 +273,7 @@ class Connection:
         """A data message; numbered and kept until acknowledged by a reliable client."""
         if self._ended:
             return
-        encoder = self.codec.encoder
+        encoder = self._encoder
         try:
             frame = message.frames[encoder]
         except KeyError:
