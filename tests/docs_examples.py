@@ -12,6 +12,7 @@ examples). What each kind is and how it is checked:
 - ``console``: every ``$ `` line is a command, checked by :func:`check_command` against the
   program it runs (its options parsed by that program's own parser where it has one).
 - ``text``: the output of the ``console`` block right before it; not checked.
+- ``nginx``: configuration for nginx's ``http`` block, checked by ``nginx -t``.
 
 Any other language is an error, so no example goes unchecked by accident.
 
@@ -47,7 +48,7 @@ DOCS = ROOT / "docs"
 
 #: Markers a block may carry (an HTML comment on the line before it).
 MARKERS = {"pytest"}
-LANGUAGES = {"python", "console", "text"}
+LANGUAGES = {"python", "console", "text", "nginx"}
 MARKER = re.compile(r"<!--\s*test:\s*(\S+)\s*-->")
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import shutil
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +47,7 @@ def _page_id(page: object) -> str:
 PYTHON_PAGES = sorted({e.page for e in EXAMPLES if e.language == "python" and e.marker is None})
 PYTEST_MODULES = [e for e in EXAMPLES if e.marker == "pytest"]
 CONSOLE_BLOCKS = [e for e in EXAMPLES if e.language == "console"]
+NGINX_BLOCKS = [e for e in EXAMPLES if e.language == "nginx"]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +94,21 @@ def test_console_commands_are_accepted_by_their_programs(example: Example) -> No
     assert found, f"{example.where}: a console block with no `$ ` command"
     assert [f"{example.where}: {problem}" for words in found for problem in check_command(words)
             ] == []
+
+
+@pytest.mark.parametrize("example", NGINX_BLOCKS, ids=_id)
+def test_nginx_configuration_is_accepted_by_nginx(example: Example, tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    config = tmp_path / "nginx.conf"
+    config.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\naccess_log off;\n{example.code}\n}}\n"
+    )
+    result = subprocess.run(  # noqa: S603 - nginx -t checks the file and starts nothing
+        [nginx, "-t", "-q", "-p", str(tmp_path), "-c", str(config)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, f"{example.where}: {result.stderr}"
 
 
 DOCSTRING_EXAMPLES = docstring_examples()
