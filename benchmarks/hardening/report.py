@@ -6,6 +6,7 @@ import datetime
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from .churn import ChurnReport
 from .procs import Machine
@@ -286,6 +287,10 @@ def render_slow(context: Context, runs: list[tuple[Case, SlowReport]]) -> str:
 """
 
 
+#: The attacks section: measured by hand, kept as it is in every report.
+ATTACKS = Path(__file__).with_name("attacks.md")
+
+
 def splice_section(document: str, section: str, heading: str = SLOW_HEADING) -> str:
     """``document`` with its section under ``heading`` (up to the next ``## `` heading)
     replaced by ``section``, or ``section`` appended when it has none."""
@@ -349,6 +354,7 @@ def render(
         sections.append(render_churn(churn))
     if slow:
         sections.append(render_slow(context, slow))
+    sections.append(ATTACKS.read_text())
     return f"""# Hardening: load figures
 
 {header}
