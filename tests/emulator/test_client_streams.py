@@ -257,3 +257,29 @@ def test_stream_frames_that_name_no_stream_close_the_connection(
     code, seen = read_until_closed(publisher.next)
     assert code == 1008
     assert seen[-1]["message"].startswith("Invalid message:")
+
+
+def test_a_stream_outlives_a_dropped_reliable_publisher(bare: EmulatorThread) -> None:
+    url = bare_url(bare, "pub", ["webpubsub.sendToGroup"])
+    with (
+        connect(bare_url(bare, "sub", groups=["room"]), subprotocols=subprotocols(JSON)) as s,
+        connect(url, subprotocols=subprotocols(RELIABLE)) as p,
+    ):
+        subscriber, publisher = Client(s), Client(p)
+        start(publisher)
+        publisher.next()
+        fragment(publisher, 1, "before")
+        publisher.next()
+        connection_id = publisher.connected["connectionId"]
+        token = publisher.connected["reconnectionToken"]
+        assert bare.drop(connection_id)
+        base = bare.url.replace("http", "ws", 1)
+        with connect(f"{base}/client/hubs/{HUB}?awps_connection_id={connection_id}"
+                     f"&awps_reconnection_token={token}",
+                     subprotocols=subprotocols(RELIABLE)) as again:
+            recovered = Client(again)
+            assert recovered.connected["connectionId"] == connection_id
+            fragment(recovered, 2, "after")
+            assert recovered.next() == {"type": "streamAck", "streamId": "s1",
+                                        "expectedSequenceId": 3}
+        assert [subscriber.next()["data"] for _ in range(2)] == ["before", "after"]
