@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import logging
 import math
 import re
@@ -56,6 +55,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
+
+from .jsoncodec import decode_json, encode_json
 
 __all__ = [
     "MAX_DOCUMENT_SIZE",
@@ -210,7 +211,7 @@ def _b64decode(segment: str) -> bytes | None:
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(data)
+        value = decode_json(data)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
@@ -218,7 +219,7 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
 
 def _shown(value: object, limit: int = 36) -> str:
     """A claim or header value for a message: printable ASCII, at most ``limit`` characters."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = value if isinstance(value, str) else encode_json(value).decode()
     text = "".join(c if " " <= c <= "~" else "?" for c in text[: limit + 1])
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -470,7 +471,7 @@ class EntraTokenValidator:
             and now <= entry.expires + self._leeway
             and (entry.not_before is None or now + self._leeway >= entry.not_before)
         ):
-            claims: dict[str, Any] = json.loads(entry.payload)
+            claims: dict[str, Any] = decode_json(entry.payload)
             return claims
         with self._cache_lock:  # expired, or its key was withdrawn: check it again in full
             self._cache.pop(token, None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
 import time
 import urllib.parse
@@ -31,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 
+from .jsoncodec import encode_json
+
 __all__ = ["LocalEntraIssuer"]
 
 _VERSIONS = (1, 2)
@@ -41,7 +42,7 @@ def _b64(data: bytes) -> str:
 
 
 def _compact(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return encode_json(value)
 
 
 def _kid(key: rsa.RSAPrivateKey) -> str:

@@ -8,13 +8,14 @@ fail, clear those faults.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
+
+from flask_webpubsub.core.jsoncodec import decode_json, encode_json
 
 from . import SYSTEM_EVENTS, Emulator, UpstreamValidationError, run
 from .faults import UpstreamFault
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return
         # The app's settings, then the environment of its REST credential (EmulatorCredential).
         for name, value in emulator.app_settings.items():
-            shown = json.dumps(value) if isinstance(value, list) else value
+            shown = encode_json(value).decode() if isinstance(value, list) else value
             print(f"{name}={shown}", flush=True)
         for name, value in emulator.identity.credential_environment().items():
             print(f"{name}={value}", flush=True)
@@ -206,12 +207,12 @@ def fault_command(args: argparse.Namespace) -> int:
         print(f"error: {answer.get('message', answer)}", file=sys.stderr)
         return 1
     if answer:
-        print(json.dumps(answer))
+        print(encode_json(answer).decode())
     return 0
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
+    data = None if body is None else encode_json(body)
     request = urllib.request.Request(  # noqa: S310 - the user's own emulator URL
         url, data=data, method=method,
         headers={"Content-Type": "application/json"} if data is not None else {},
@@ -220,11 +221,11 @@ def _call(method: str, url: str, body: dict[str, Any] | None) -> tuple[int, dict
     try:
         with opener.open(request, timeout=30) as response:
             raw = response.read()
-            return response.status, json.loads(raw) if raw else {}
+            return response.status, decode_json(raw) if raw else {}
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         try:
-            return exc.code, json.loads(raw)
+            return exc.code, decode_json(raw)
         except ValueError:
             return exc.code, {"message": raw.decode("utf-8", "replace")[:200]}
     except (OSError, ValueError) as exc:

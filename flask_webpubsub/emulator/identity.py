@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import secrets
@@ -46,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from flask_webpubsub.core.entra_issuer import LocalEntraIssuer
 from flask_webpubsub.core.errors import InvalidTokenError
-from flask_webpubsub.core.jsoncodec import encode_json
+from flask_webpubsub.core.jsoncodec import decode_json, encode_json
 from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
@@ -291,7 +290,7 @@ class EmulatorCredential:
         request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310
         try:
             with urllib.request.build_opener(*handlers).open(request, timeout=10) as response:
-                answer = json.loads(response.read(1024 * 1024))
+                answer = decode_json(response.read(1024 * 1024))
         except urllib.error.HTTPError as exc:
             detail = exc.read(2048).decode("utf-8", "replace")
             raise ClientAuthenticationError(
