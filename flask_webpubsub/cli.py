@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -14,6 +16,9 @@ from .core.signature import sign
 from .core.wire import SYSTEM_EVENT_TYPES, USER_PREFIX
 from .hubs import ANY_USER_EVENT, Hub
 from .negotiate import NegotiateOptions, client_access
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 webpubsub_cli = AppGroup("webpubsub", help="Azure Web PubSub: settings, tokens and the emulator.")
 
@@ -165,7 +170,7 @@ def emulator_command(
 def _first_emulator(reason: str, host: str | None, port: int | None, upstream: str | None) -> None:
     """The emulator for an app without Web PubSub settings yet: every hub, a new access key,
     and the connection string to give the app."""
-    from .emulator import Emulator, UpstreamValidationError, run
+    from .emulator import Emulator
 
     base = (upstream or "http://127.0.0.1:5000").rstrip("/")
     url = base if base.endswith("/eventhandler") else base + "/eventhandler"
@@ -187,18 +192,12 @@ def _first_emulator(reason: str, host: str | None, port: int | None, upstream: s
             "emulator` uses the app's own settings."
         )
 
-    try:
-        run(emulator, ready)
-    except UpstreamValidationError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        problem = exc.strerror or exc
-        raise click.ClickException(f"cannot listen on {host}:{port}: {problem}") from None
+    _serve(emulator, ready)
 
 
 def _app_emulator(host: str | None, port: int | None, upstream: str | None) -> None:
     """The emulator for the current app: its hubs, key and event handler path."""
-    from .emulator import Emulator, EventHandler, UpstreamValidationError, run
+    from .emulator import Emulator, EventHandler
 
     state = _state()
     settings = state.settings
@@ -242,10 +241,19 @@ def _app_emulator(host: str | None, port: int | None, upstream: str | None) -> N
                 "AccessKey=<the app's current access key>;Version=1.0;"
             )
 
+    _serve(emulator, ready)
+
+
+def _serve(emulator: Emulator, ready: Callable[[Emulator], None]) -> None:
+    """Run the emulator until Ctrl+C; its failures to start as the command's errors."""
+    from .emulator import UpstreamValidationError, run
+
     try:
         run(emulator, ready)
     except UpstreamValidationError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        reason = exc.strerror or exc
-        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+        problem = exc.strerror or exc
+        raise click.ClickException(
+            f"cannot listen on {emulator.host}:{emulator.port}: {problem}"
+        ) from None

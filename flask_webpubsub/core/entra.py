@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import math
 import re
@@ -57,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
 from .jsoncodec import decode_json, encode_json
+from .wire import is_loopback_host
 
 __all__ = [
     "MAX_DOCUMENT_SIZE",
@@ -134,17 +134,6 @@ class _Validated:
     expires: float
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_url(url: str, what: str) -> str:
     """``url`` if it is HTTPS, or HTTP on a loopback host; otherwise a ValueError."""
     if len(url) > _MAX_URL_LENGTH:
@@ -156,7 +145,7 @@ def _check_url(url: str, what: str) -> str:
         raise ValueError(f"the {what} is not a URL") from None
     if not host:
         raise ValueError(f"the {what} {url!r} has no host")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return url
     raise ValueError(f"the {what} {url!r} must be https (plain http only on a loopback host)")
 
@@ -170,7 +159,7 @@ def fetch_url(url: str, timeout: float) -> bytes:
     """GET ``url``: the body of a 200 answer, at most :data:`MAX_DOCUMENT_SIZE` bytes, within
     ``timeout`` seconds in all. Redirects are refused; loopback hosts bypass any proxy."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if _is_loopback(urllib.parse.urlsplit(url).hostname):
+    if is_loopback_host(urllib.parse.urlsplit(url).hostname):
         handlers.append(urllib.request.ProxyHandler({}))
     opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by _check_url

@@ -7,6 +7,7 @@ the wire cannot drift apart.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -166,6 +167,18 @@ def split_origins(header: str | None) -> list[str]:
     """The origins in a ``WebHook-Request-Origin`` or ``WebHook-Allowed-Origin`` value: a list
     separated by commas and/or white space."""
     return [o for o in _ORIGIN_SEPARATORS.split(header or "") if o]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a URL's host is this machine: ``localhost`` or a loopback address."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def origin_host(origin: str) -> str:

@@ -25,7 +25,6 @@ azure-core sends a bearer token only over HTTPS; :func:`client_factory` (for
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import secrets
@@ -46,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask_webpubsub.core.entra_issuer import LocalEntraIssuer
 from flask_webpubsub.core.errors import InvalidTokenError
 from flask_webpubsub.core.jsoncodec import decode_json, encode_json
-from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
+from flask_webpubsub.core.wire import JSON_CONTENT_TYPE, is_loopback_host
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +256,7 @@ class EmulatorCredential:
         self.client_id = client_id
         self._client_secret = client_secret
         self.authority = authority.rstrip("/")
-        self._loopback = _is_loopback(parts.hostname)
+        self._loopback = is_loopback_host(parts.hostname)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> EmulatorCredential:
@@ -314,7 +313,7 @@ def client_factory(*, endpoint: str, hub: str, credential: Any) -> Any:
     class LoopbackBearerTokenPolicy(BearerTokenCredentialPolicy[Any, Any]):
         def on_request(self, request: Any) -> None:
             host = urllib.parse.urlsplit(request.http_request.url).hostname
-            if _is_loopback(host):
+            if is_loopback_host(host):
                 request.context["enforce_https"] = False
             super().on_request(request)
 
@@ -329,17 +328,6 @@ def _guid(value: str, name: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise ValueError(f"{name} must be a GUID") from None
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _json(value: Any, status: int = 200) -> web.Response:
