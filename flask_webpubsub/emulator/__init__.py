@@ -27,7 +27,8 @@ or from synchronous code (tests), in a background thread::
 With ``identity=IdentityProvider()`` (``--entra``) it plays Microsoft Entra ID too, with local
 auth disabled: upstream calls carry the managed identity's bearer token, the REST API takes the
 app's Entra token (:class:`EmulatorCredential`). Faults for tests of error paths:
-``drop(connection_id)``, ``close_connection(connection_id, code=4000)``,
+``drop(connection_id)``, ``drop_half_open(connection_id)``,
+``close_connection(connection_id, code=4000)``,
 ``add_upstream_fault(delay=2.0)`` or ``add_upstream_fault(status=503, count=1)``.
 
 The public API: :class:`Emulator`, :class:`EmulatorThread`, :func:`run` (serve until Ctrl+C),

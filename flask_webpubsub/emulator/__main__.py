@@ -1,8 +1,8 @@
 """``python -m flask_webpubsub.emulator``: serve a local Web PubSub service until Ctrl+C.
 
 ``python -m flask_webpubsub.emulator fault ...`` injects a fault into one that is running,
-through its HTTP API: drop a connection, close one with a code, make upstream calls slow or
-fail, clear those faults.
+through its HTTP API: drop a connection (reset, or half-open), close one with a code, make
+upstream calls slow or fail, clear those faults.
 """
 
 from __future__ import annotations
@@ -173,6 +173,9 @@ def _fault_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     drop = commands.add_parser("drop", help="cut a connection's socket without a close frame")
     drop.add_argument("connection_id")
+    drop.add_argument("--half-open", action="store_true",
+                      help="leave the socket open but silent instead: no close frame, no FIN, "
+                      "no data (the client's keep-alive finds out)")
     close = commands.add_parser("close", help="close a connection with a code and reason")
     close.add_argument("connection_id")
     close.add_argument("--code", type=int, default=1000, help="close code (default: 1000)")
@@ -191,7 +194,8 @@ def fault_command(args: argparse.Namespace) -> int:
     """``fault drop|close|upstream|clear|list``: a fault in a running emulator."""
     base = args.emulator.rstrip("/") + "/_emulator"
     if args.command == "drop":
-        status, answer = _call("POST", f"{base}/connections/{args.connection_id}/:drop", {})
+        action = ":dropHalfOpen" if args.half_open else ":drop"
+        status, answer = _call("POST", f"{base}/connections/{args.connection_id}/{action}", {})
     elif args.command == "close":
         body: dict[str, Any] = {"code": args.code}
         if args.reason is not None:

@@ -185,9 +185,23 @@ class ClientEndpoint:
         """Handle the client's frames, in order, until the socket closes."""
         reason: str | None = None
         clean = False
+        writer.serve(asyncio.current_task())
         try:
             while not connection.ended and connection.attached_to(writer):
-                received = await ws.receive()
+                writer.receiving = True
+                try:
+                    received = await ws.receive()
+                except asyncio.CancelledError:
+                    if not writer.hung:
+                        raise
+                    uncancel = getattr(asyncio.current_task(), "uncancel", None)
+                    if uncancel is not None:  # Python 3.11+: this cancel is handled
+                        uncancel()
+                    break
+                finally:
+                    writer.receiving = False
+                if writer.hung:
+                    break  # read before the socket went silent: never answered
                 if received.type is WSMsgType.TEXT or received.type is WSMsgType.BINARY:
                     try:
                         request = connection.codec.decode(received.data)
@@ -215,6 +229,9 @@ class ClientEndpoint:
                         f"dropped; waiting {self.service.recovery_timeout:g} s for the client "
                         "to recover",
                     )
+        if writer.hung:
+            # Returning would close the socket: a half-open one stays open, and silent.
+            await writer.released()
         return ws
 
     async def _violation(self, roster: Roster, connection: Connection, detail: str) -> None:

@@ -65,6 +65,8 @@ class Writer(Protocol):
 
     def abort(self) -> bool: ...
 
+    def hang(self) -> bool: ...
+
 
 #: Asks the connection's roster to end it (``connection``, ``reason``, close ``code``) soon.
 EndLater = Callable[["Connection", str, int], None]
@@ -331,6 +333,9 @@ class Connection:
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
+        self._wait_for_recovery()
+
+    def _wait_for_recovery(self) -> None:
         self._expiry = asyncio.get_running_loop().call_later(
             self._recovery_timeout, self._expire
         )
@@ -348,6 +353,18 @@ class Connection:
         """Cut the socket without a close frame, as a network failure would (fault injection);
         whether there was one."""
         return self._writer is not None and self._writer.abort()
+
+    def hang(self) -> Writer | None:
+        """Let the socket go silent but open, as a half-open connection does (fault injection):
+        the connection no longer has it, and a reliable one waits ``recovery_timeout`` for its
+        client. The hung socket, for its owner to cut in the end; None if there was none."""
+        writer = self._writer
+        if writer is None or self._ended or not writer.hang():
+            return None
+        self._writer = None
+        if self._resend is not None:
+            self._wait_for_recovery()
+        return writer
 
     async def close(self, reason: str | None, code: int) -> None:
         """End it: tell the client why (if its protocol can), close the socket, forget what it

@@ -1,6 +1,7 @@
 """Fault injection on upstream calls: make them slow, or fail, to test an app's (and its
-clients') error paths. Faults on client connections (drop, close with a code) are the service's
-own operations (:meth:`~.service.Service.drop`, :meth:`~.service.Service.close`).
+clients') error paths. Faults on client connections (drop, drop half-open, close with a code)
+are the service's own operations (:meth:`~.service.Service.drop`,
+:meth:`~.service.Service.drop_half_open`, :meth:`~.service.Service.close`).
 
 A fault applies to the upstream calls it matches (a hub, an event, or all), to each attempt
 including retries, ``count`` times or until it is cleared. The same notation serves the command

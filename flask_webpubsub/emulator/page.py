@@ -42,6 +42,8 @@ class Controls(Protocol):
 
     async def drop(self, connection_id: str, hub: str | None = None) -> bool: ...
 
+    async def drop_half_open(self, connection_id: str, hub: str | None = None) -> bool: ...
+
     async def close_connection(
         self, connection_id: str, *, code: int = 1000, reason: str | None = None,
         hub: str | None = None,
@@ -133,6 +135,11 @@ def add_routes(
         found = await controls.drop(request.match_info["connection"], _hub(body))
         return _done(found)
 
+    async def drop_half_open(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        found = await controls.drop_half_open(request.match_info["connection"], _hub(body))
+        return _done(found)
+
     async def close(request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         code = body.get("code", 1000)
@@ -161,6 +168,9 @@ def add_routes(
     app.router.add_get("/_emulator/state", own_host_only(overview))
     app.router.add_get("/_emulator/static/{name}", own_host_only(static))
     app.router.add_post("/_emulator/connections/{connection}/:drop", changes(drop))
+    app.router.add_post(
+        "/_emulator/connections/{connection}/:dropHalfOpen", changes(drop_half_open)
+    )
     app.router.add_post("/_emulator/connections/{connection}/:close", changes(close))
     app.router.add_get("/_emulator/faults/upstream", own_host_only(list_faults))
     app.router.add_post("/_emulator/faults/upstream", changes(add_fault))

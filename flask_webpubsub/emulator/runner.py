@@ -125,6 +125,10 @@ class EmulatorThread:
         """:meth:`Emulator.drop` from this thread."""
         return self.call(self.emulator.drop(connection_id, hub))
 
+    def drop_half_open(self, connection_id: str, hub: str | None = None) -> bool:
+        """:meth:`Emulator.drop_half_open` from this thread."""
+        return self.call(self.emulator.drop_half_open(connection_id, hub))
+
     def close_connection(
         self, connection_id: str, *, code: int = 1000, reason: str | None = None,
         hub: str | None = None,

@@ -263,6 +263,16 @@ class Emulator:
         """
         return self.service.drop(connection_id, hub)
 
+    async def drop_half_open(self, connection_id: str, hub: str | None = None) -> bool:
+        """Let a client's socket go silent but open (half-open): no close frame, no FIN, no
+        data, nothing read, so only the client's own keep-alive finds out.
+
+        The connection is lost: a reliable client may recover it within the recovery window,
+        any other connection ends (the upstream gets ``disconnected``). The socket stays open
+        until the emulator stops. Returns whether a connected socket was found.
+        """
+        return await self.service.drop_half_open(connection_id, hub)
+
     async def close_connection(
         self, connection_id: str, *, code: int = 1000, reason: str | None = None,
         hub: str | None = None,

@@ -15,7 +15,7 @@ from typing import Any
 from flask_webpubsub.core.jsoncodec import encode_json
 from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
 
-from .connection import CLOSE_GOING_AWAY, Connection
+from .connection import CLOSE_GOING_AWAY, Connection, Writer
 from .identity import IdentityProvider
 from .roster import Roster
 from .trace import LiveTrace
@@ -55,6 +55,8 @@ class Service:
         self.trace = LiveTrace()
         self._rosters: dict[str, Roster] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Sockets dropped half-open: open and silent until the emulator stops.
+        self._half_open: set[Writer] = set()
         #: The last system event of each connection on its way upstream, so the next one waits.
         self._notifying: dict[str, asyncio.Task[None]] = {}
 
@@ -148,6 +150,33 @@ class Service:
                     roster.name)
         return True
 
+    async def drop_half_open(self, connection_id: str, hub: str | None = None) -> bool:
+        """Let a client's socket go silent but open, as a half-open connection does: no close
+        frame, no FIN, no data, nothing read; the connection is lost (a reliable one waits for
+        its client to recover it, any other ends). The socket stays open until the emulator
+        stops. Whether a connected socket was found."""
+        found = self.find(connection_id, hub)
+        if found is None:
+            return False
+        roster, connection = found
+        writer = connection.hang()
+        if writer is None:
+            return False
+        self._half_open.add(writer)
+        logger.info("Dropped connection %s of hub %s half-open (fault injection).",
+                    connection_id, roster.name)
+        if connection.reliable:
+            self.trace.add(
+                "connection", roster.name, connection_id,
+                f"dropped half-open (fault injection); waiting {self.recovery_timeout:g} s for "
+                "the client to recover",
+            )
+        else:
+            await roster.end(
+                connection, "The connection was lost without a close frame (half-open)."
+            )
+        return True
+
     async def close(
         self, connection_id: str, code: int, reason: str | None, hub: str | None = None
     ) -> bool:
@@ -163,7 +192,11 @@ class Service:
         return True
 
     async def close_connections(self) -> None:
-        """Close every connection: 1001 (going away), and no upstream event."""
+        """Close every connection: 1001 (going away), and no upstream event; cut the half-open
+        sockets."""
+        for writer in self._half_open:
+            writer.abort()
+        self._half_open.clear()
         await asyncio.gather(
             *(
                 roster.end(connection, "The emulator is shutting down.", code=CLOSE_GOING_AWAY,

@@ -5,6 +5,10 @@ before it and the kernel has taken everything written so far; otherwise it waits
 pump task that sends with back-pressure. So a broadcast never waits for a slow client; how much a
 client may fall behind is the connection's to judge, from :attr:`SocketWriter.queued_frames` and
 :attr:`SocketWriter.queued_bytes`.
+
+A socket can also go silent without closing (:meth:`SocketWriter.hang`, the half-open fault):
+nothing more is sent or read, no ping either, and the TCP connection stays open until
+:meth:`SocketWriter.abort` (the emulator's stop) cuts it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ class SocketWriter:
         self._wakeup = asyncio.Event()
         #: The close frame's code and reason, once closing has begun: nothing more is sent.
         self._closing: tuple[int, str] | None = None
+        #: Whether the socket has gone silent (half-open): nothing is sent or read any more.
+        self.hung = False
+        #: Whether its receive loop is waiting for a frame now (:meth:`hang` interrupts it).
+        self.receiving = False
+        self._receiver: asyncio.Task[Any] | None = None
+        self._released = asyncio.Event()
         self._pump = spawn(self._run_pump())
 
     @property
@@ -51,7 +61,7 @@ class SocketWriter:
     def send(self, frame: OutgoingFrame) -> bool:
         """Send a frame after those sent before it; nothing once closing has begun. Whether it
         went to the transport at once (else it is queued)."""
-        if self._closing is not None:
+        if self._closing is not None or self.hung:
             return True
         if not self._queue and self._write_raw_when_idle(frame):
             return True
@@ -100,6 +110,9 @@ class SocketWriter:
 
     async def close(self, code: int, reason: str) -> None:
         """Send what is queued, then a close frame; cut the socket if that takes too long."""
+        if self.hung:
+            self.abort()
+            return
         self._closing = (code, reason)
         self._wakeup.set()
         done, _ = await asyncio.wait({self._pump}, timeout=CLOSE_TIMEOUT)
@@ -117,7 +130,42 @@ class SocketWriter:
     def abort(self) -> bool:
         """Cut the socket without a close frame, as a network failure would; whether there was
         a transport to cut."""
+        self._released.set()
         if self._transport is None:
             return False
         self._transport.abort()
         return True
+
+    def serve(self, receiver: asyncio.Task[Any] | None) -> None:
+        """The task of the socket's receive loop, which :meth:`hang` interrupts."""
+        self._receiver = receiver
+
+    def hang(self) -> bool:
+        """Go silent without closing, as a half-open connection does: send nothing more (no
+        close frame, no ping, no pong), read nothing more (the client's frames stay in the
+        kernel's buffers), and leave the TCP connection open until :meth:`abort`. Whether the
+        socket was open."""
+        transport = self._transport
+        if (
+            self.hung
+            or self._closing is not None
+            or transport is None
+            or transport.is_closing()
+            or self._ws.closed
+        ):
+            return False
+        self.hung = True
+        self.stop()
+        transport.pause_reading()
+        # aiohttp's own keep-alive would ping the client and, unanswered, close the socket.
+        self._ws._cancel_heartbeat()
+        self._ws._heartbeat = None
+        if self.receiving and self._receiver is not None:
+            # A frame read now would be answered (a ping by a pong), or its close frame by
+            # one: the receive loop stops waiting instead, and waits for :meth:`released`.
+            self._receiver.cancel()
+        return True
+
+    async def released(self) -> None:
+        """Wait until the socket is cut (a hung socket stays open until then)."""
+        await self._released.wait()

@@ -16,12 +16,23 @@ from typing import Any
 import pytest
 from flask import Flask, Response, request
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 from websockets.sync.client import connect
 
 from flask_webpubsub.emulator import EmulatorThread, UpstreamFault
 from tests.support import wait_for
 
-from .conftest import JSON, KEY, AppServer, Stack, read_until_closed, start_stack, subprotocols
+from .conftest import (
+    HUB,
+    JSON,
+    KEY,
+    RELIABLE,
+    AppServer,
+    Stack,
+    read_until_closed,
+    start_stack,
+    subprotocols,
+)
 
 
 @pytest.fixture
@@ -67,6 +78,69 @@ def test_drop_cuts_the_socket_without_a_close_frame(quick: Stack) -> None:
     reason = wait_for(lambda: quick.recorded.of("disconnected", connection_id))[0]
     assert "without a close frame" in reason
     assert not quick.emulator.drop(connection_id)  # gone
+
+
+@pytest.fixture
+def pinging() -> Iterator[Stack]:
+    """The chat app behind an emulator that pings its clients every half second."""
+    stack = start_stack(upstream_retry_delays=(0.05,), heartbeat=0.5, recovery_timeout=10.0)
+    try:
+        yield stack
+    finally:
+        stack.emulator.stop()
+        stack.server.stop()
+
+
+def assert_silent_but_open(ws: Any) -> None:
+    """No frame comes (no close frame, no data, no pong), and the TCP connection stays open:
+    the client's reader would have seen a FIN or a reset, and ended the connection."""
+    pong = ws.ping()
+    ws.send(json.dumps({"type": "event", "event": "echo", "dataType": "text", "data": "?",
+                        "ackId": 99}))  # never read, never answered
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=2)  # four of the emulator's heartbeats: it pings no more either
+    assert not pong.wait(0.1)
+    assert ws.protocol.state is State.OPEN
+    assert ws.protocol.close_rcvd is None
+
+
+def test_a_half_open_drop_goes_silent_and_ends_the_connection(pinging: Stack) -> None:
+    with connect(pinging.negotiate("h"), subprotocols=subprotocols(JSON), ping_interval=None,
+                 close_timeout=0.2) as ws:
+        connection_id = hello(ws)
+        assert pinging.emulator.drop_half_open(connection_id)
+        reason = wait_for(lambda: pinging.recorded.of("disconnected", connection_id))[0]
+        assert "half-open" in reason
+        assert_silent_but_open(ws)
+        assert pinging.recorded.of("echo", connection_id) == []
+        assert not pinging.emulator.drop_half_open(connection_id)  # gone
+        assert not pinging.emulator.drop(connection_id)
+        trace = [entry["text"] for entry in pinging.emulator.emulator.service.trace.since(0)
+                 if entry["connection_id"] == connection_id]
+        assert f"disconnected: {reason}" in trace
+    # The emulator's stop cuts the silent socket (a leak would warn, and fail the test).
+
+
+def test_a_reliable_client_recovers_from_a_half_open_drop(pinging: Stack) -> None:
+    with connect(pinging.negotiate("r"), subprotocols=subprotocols(RELIABLE),
+                 ping_interval=None, close_timeout=0.2) as ws:
+        connected = json.loads(ws.recv(timeout=10))
+        connection_id = connected["connectionId"]
+        assert pinging.emulator.drop_half_open(connection_id)
+        [state] = [c["status"] for hub in pinging.emulator.emulator.snapshot()["hubs"]
+                   for c in hub["connections"] if c["connectionId"] == connection_id]
+        assert state == "recovering"
+        assert_silent_but_open(ws)
+        assert pinging.recorded.of("disconnected", connection_id) == []
+    with connect(
+        f"{pinging.ws_url}/client/hubs/{HUB}?awps_connection_id={connection_id}"
+        f"&awps_reconnection_token={connected['reconnectionToken']}",
+        subprotocols=subprotocols(RELIABLE),
+    ) as again:
+        assert json.loads(again.recv(timeout=5))["connectionId"] == connection_id
+        seen = echo(again, "back", 1)
+    assert seen[-1]["success"] is True
+    assert pinging.recorded.of("echo", connection_id) == ["back"]  # not the unread "?"
 
 
 def test_close_with_a_code_and_reason(quick: Stack) -> None:
@@ -248,6 +322,15 @@ def test_faults_over_http(quick: Stack) -> None:
         assert _http(emulator, "POST", f"/_emulator/connections/{connection_id}/:drop")[0] == 204
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
+    with connect(quick.negotiate("h"), subprotocols=subprotocols(JSON), ping_interval=None,
+                 close_timeout=0.2) as ws:
+        connection_id = hello(ws)
+        path = f"/_emulator/connections/{connection_id}/:dropHalfOpen"
+        assert _http(emulator, "POST", path, {"hub": "chat"})[0] == 204
+        wait_for(lambda: quick.recorded.of("disconnected", connection_id))
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
+        assert _http(emulator, "POST", path)[0] == 404
 
 
 @pytest.mark.parametrize(("method", "path", "body", "headers", "status"), [
@@ -263,6 +346,11 @@ def test_faults_over_http(quick: Stack) -> None:
      {"Origin": "https://attacker.example"}, 403),
     ("POST", "/_emulator/faults/upstream", {"status": 500}, {"Host": "attacker.example"}, 403),
     ("POST", "/_emulator/connections/nobody/:drop", None, {}, 404),
+    ("POST", "/_emulator/connections/nobody/:dropHalfOpen", None, {}, 404),
+    ("POST", "/_emulator/connections/nobody/:dropHalfOpen", None,
+     {"Host": "attacker.example"}, 403),
+    ("POST", "/_emulator/connections/nobody/:dropHalfOpen", b"x", {"Content-Type": "text/plain"},
+     415),
     ("POST", "/_emulator/connections/nobody/:close", {"code": 4000}, {}, 404),
     ("POST", "/_emulator/connections/nobody/:close", {"code": 1006}, {}, 400),
     ("POST", "/_emulator/connections/nobody/:close", {"code": 4000, "reason": "x" * 121}, {},
@@ -300,6 +388,14 @@ def test_faults_from_the_command_line(quick: Stack) -> None:
         assert closed.returncode == 0, closed.stderr
         code, _ = read_until_closed(lambda: json.loads(ws.recv(timeout=5)))
     assert code == 4003
+    with connect(quick.negotiate("cli"), subprotocols=subprotocols(JSON), ping_interval=None,
+                 close_timeout=0.2) as ws:
+        connection_id = hello(ws)
+        hung = _cli(emulator, "drop", connection_id, "--half-open")
+        assert hung.returncode == 0, hung.stderr
+        assert "half-open" in wait_for(lambda: quick.recorded.of("disconnected", connection_id))[0]
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
     missing = _cli(emulator, "drop", connection_id)
     assert missing.returncode == 1
     assert "No such connection" in missing.stderr

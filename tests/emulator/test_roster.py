@@ -79,6 +79,9 @@ class Writer:
     def abort(self) -> bool:
         return True
 
+    def hang(self) -> bool:
+        return True
+
 
 def _connect(
     roster: Roster, connection_id: str, user_id: str | None = None, codec: Codec = JSON
