@@ -20,6 +20,7 @@ from flask_webpubsub.core.jsoncodec import decode_json, encode_json
 from . import SYSTEM_EVENTS, Emulator, UpstreamValidationError, run
 from .faults import UpstreamFault
 from .identity import DEFAULT_UPSTREAM_AUDIENCE, IdentityProvider
+from .server import DEFAULT_KEEPALIVE
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -68,6 +69,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "network error, comma-separated; empty for no retries (default: 1,3,5, as the service)",
     )
     parser.add_argument(
+        "--keepalive", type=_keepalive, default=int(DEFAULT_KEEPALIVE), metavar="SECONDS",
+        help="the hub keep-alive interval, as webSocketKeepAliveIntervalInSeconds: a socket "
+        "silent that long is pinged, and ended if it does not answer (1-120; default: "
+        "%(default)s, as the service)",
+    )
+    parser.add_argument(
         "--fault", action="append", default=[], dest="faults", type=_fault,
         help="an upstream fault from the start, e.g. delay=2 or status=503,event=message,count=1 "
         "(repeatable; see the 'fault upstream' command)",
@@ -96,6 +103,19 @@ def _delays(text: str) -> tuple[float, ...]:
     if any(not 0 <= delay <= 600 for delay in delays):
         raise argparse.ArgumentTypeError("each delay must be between 0 and 600 seconds")
     return delays
+
+
+def _keepalive(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 120:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a keep-alive interval: use whole seconds from 1 to 120, as the "
+            "service's webSocketKeepAliveIntervalInSeconds"
+        )
+    return seconds
 
 
 def _fault(text: str) -> UpstreamFault:
@@ -132,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             upstream_timeout=args.upstream_timeout,
             upstream_retry_delays=args.upstream_retry_delays,
             upstream_faults=args.faults,
+            heartbeat=args.keepalive,
             identity=identity,
             allow_anonymous=args.allow_anonymous,
         )

@@ -27,6 +27,10 @@ from .upstream import RETRY_DELAYS, Upstream
 
 logger = logging.getLogger(__name__)
 
+#: The service's keep-alive interval for a hub's sockets (``webSocketKeepAliveIntervalInSeconds``,
+#: 1-120 seconds), by default.
+DEFAULT_KEEPALIVE = 20.0
+
 #: Client protocols of the service that the emulator does not serve, by their path segment.
 _CLIENT_PROTOCOLS = {"socketio": "Socket.IO", "mqtt": "MQTT"}
 
@@ -54,6 +58,10 @@ class Emulator:
     An upstream call that fails with 408, a 5xx or a network error is tried again after each of
     ``upstream_retry_delays`` seconds, as the service does (``()``: never). ``upstream_faults``
     are in force from the start (see :meth:`add_upstream_fault`).
+
+    ``heartbeat`` is the hub's keep-alive interval (``webSocketKeepAliveIntervalInSeconds``,
+    20 s by default, as the service): a socket silent that long is pinged, and ended if it does
+    not answer within half of it (None: no pings).
     """
 
     def __init__(
@@ -72,7 +80,7 @@ class Emulator:
         upstream_retry_delays: Sequence[float] = RETRY_DELAYS,
         upstream_faults: Iterable[UpstreamFault] = (),
         recovery_timeout: float = 30.0,
-        heartbeat: float | None = 30.0,
+        heartbeat: float | None = DEFAULT_KEEPALIVE,
         ack_delay: float = 0.01,
         validate_upstream: bool = True,
         identity: IdentityProvider | None = None,

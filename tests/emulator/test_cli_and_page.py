@@ -9,9 +9,11 @@ import sys
 import urllib.request
 from typing import Any
 
+import pytest
 from websockets.sync.client import connect
 
-from flask_webpubsub.emulator import EmulatorThread
+from flask_webpubsub.emulator import Emulator, EmulatorThread
+from flask_webpubsub.emulator import __main__ as emulator_main
 
 from .conftest import ALL_ROLES, JSON, KEY, bare_url, subprotocols
 
@@ -43,6 +45,29 @@ def test_command_line_prints_the_connection_string_and_stops_on_sigterm() -> Non
     assert process.returncode == 0
     assert "Emulator listening on" in errors
     assert KEY not in errors
+
+
+@pytest.mark.parametrize("value", ["0", "121", "1.5", "soon"])
+def test_the_keepalive_interval_is_checked(value: str) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "flask_webpubsub.emulator", "--keepalive", value],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert refused.returncode == 2
+    assert "argument --keepalive" in refused.stderr
+    assert "from 1 to 120" in refused.stderr
+
+
+@pytest.mark.parametrize(("arguments", "heartbeat"), [([], 20), (["--keepalive", "1"], 1),
+                                                      (["--keepalive", "120"], 120)])
+def test_the_keepalive_interval_reaches_the_emulator(
+    monkeypatch: pytest.MonkeyPatch, arguments: list[str], heartbeat: int
+) -> None:
+    started: list[Emulator] = []
+    monkeypatch.setattr(emulator_main, "run", lambda emulator, ready: started.append(emulator))
+    assert emulator_main.main(["--port", "0", *arguments]) == 0
+    assert [emulator.heartbeat for emulator in started] == [heartbeat]
+    assert Emulator().heartbeat == 20  # the service's default, from Python too
 
 
 def test_command_line_errors() -> None:
