@@ -21,7 +21,6 @@ from . import roles
 from .codec import Codec, ReliableCodec
 from .messages import Ack, Connected, DataMessage, Disconnected, Message
 from .rawframe import OutgoingFrame
-from .roles import PERMISSIONS as PERMISSIONS  # the REST API's permission names
 from .streams import CANCELLED, Stream
 
 logger = logging.getLogger(__name__)

@@ -30,10 +30,11 @@ from flask_webpubsub.core.wire import (
 )
 
 from . import metadata as message_metadata
-from .connection import CLOSE_NORMAL, PERMISSIONS, Connection
+from .connection import CLOSE_NORMAL, MAX_GROUPS, Connection
 from .messages import DataMessage
 from .odata import FilterError, parse_filter
 from .payload import Payload
+from .roles import PERMISSIONS
 from .roster import Roster
 from .service import Service
 
@@ -229,8 +230,17 @@ async def add_connection_to_group(
     roster, connection = _connection(service, hub_name, request)
     if roster is None or connection is None:
         raise RestError(404, "NotFound", "The connection does not exist.")
-    roster.join(connection, group)
+    if not roster.join(connection, group):
+        raise _too_many_groups(f"The connection {connection.connection_id}")
     return _status(200)
+
+
+def _too_many_groups(who: str) -> RestError:
+    """What a change that would put ``who`` in more than :data:`MAX_GROUPS` groups gets."""
+    return RestError(
+        400, "BadRequest",
+        f"{who} is in {MAX_GROUPS} groups already: a connection may be in {MAX_GROUPS} at most.",
+    )
 
 
 async def remove_connection_from_group(
@@ -256,7 +266,8 @@ async def add_user_to_group(
     request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     user, group = _name(request, "user"), _name(request, "group")
-    service.roster(hub_name).add_user_to_group(user, group)
+    if not service.roster(hub_name).add_user_to_group(user, group):
+        raise _too_many_groups(f"The user {user[:MAX_NAME_LENGTH]!r} or one of its connections")
     return _status(200)
 
 
@@ -303,13 +314,18 @@ async def _filtered_groups(
     roster = service.rosters.get(hub_name)
     if roster is None:
         return
-    for connection in list(roster.connections.values()):
-        if predicate is None or predicate(connection):
-            for group in groups:
-                if join:
-                    roster.join(connection, group)
-                else:
-                    roster.leave(connection, group)
+    matching = [c for c in roster.connections.values() if predicate is None or predicate(c)]
+    if join:
+        # A bad request changes nothing: every connection joins, or none.
+        full = next((c for c in matching if not roster.has_room(c, groups)), None)
+        if full is not None:
+            raise _too_many_groups(f"The connection {full.connection_id}")
+    for connection in matching:
+        for group in groups:
+            if join:
+                roster.join(connection, group)
+            else:
+                roster.leave(connection, group)
 
 
 async def add_to_groups(

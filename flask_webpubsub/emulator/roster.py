@@ -8,7 +8,7 @@ Everything else reads them through read-only views.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping, Set
+from collections.abc import Collection, Coroutine, Mapping, Set
 from typing import Any, Protocol
 
 from flask_webpubsub.core.service import Admission
@@ -187,11 +187,28 @@ class Roster:
 
     # -- users' groups -------------------------------------------------------------------------
 
-    def add_user_to_group(self, user_id: str, group: str) -> None:
-        """Put the user's connections in the group, and its later connections too."""
+    def has_room(self, connection: Connection, groups: Collection[str]) -> bool:
+        """Whether the connection can be in ``groups`` too without passing :data:`MAX_GROUPS`
+        (an ended one has room: joining it does nothing)."""
+        current = self._memberships.get(connection.connection_id)
+        if current is None:
+            return True
+        return len(current) + sum(1 for g in set(groups) if g not in current) <= MAX_GROUPS
+
+    def add_user_to_group(self, user_id: str, group: str) -> bool:
+        """Put the user's connections in the group, and its later connections too. False, and
+        nothing changed, when the user or one of its connections is in :data:`MAX_GROUPS`
+        groups already (and not in this one)."""
+        user_groups = self._user_groups.get(user_id, set())
+        if group not in user_groups and len(user_groups) >= MAX_GROUPS:
+            return False
+        connections = self.user_connections(user_id)
+        if not all(self.has_room(connection, (group,)) for connection in connections):
+            return False
         self._user_groups.setdefault(user_id, set()).add(group)
-        for connection in self.user_connections(user_id):
+        for connection in connections:
             self.join(connection, group)
+        return True
 
     def remove_user_from_group(self, user_id: str, group: str) -> None:
         groups = self._user_groups.get(user_id)

@@ -380,6 +380,46 @@ def test_permissions(
     assert error.value.status_code == 404
 
 
+def test_the_group_limit_is_a_bad_request(
+    bare: EmulatorThread, service: WebPubSubServiceClient, clients: list[Client]
+) -> None:
+    full, other = Client(bare, "full"), Client(bare, "other")
+    clients += [full, other]
+
+    def add_to_groups(body: dict[str, Any]) -> Any:
+        return service.send_request(HttpRequest(
+            "POST", f"/api/hubs/{HUB}/:addToGroups", json=body,
+            params={"api-version": "2024-12-01"},
+        ))
+
+    groups = [f"g{i}" for i in range(1000)]
+    assert add_to_groups({"groups": groups, "filter": "userId eq 'full'"}).status_code == 200
+    service.add_connection_to_group("g0", full.connection_id)  # already in it: fine
+    with pytest.raises(HttpResponseError) as error:
+        service.add_connection_to_group("one-more", full.connection_id)
+    assert error.value.status_code == 400
+    assert error.value.response is not None
+    answer = json.loads(error.value.response.text())
+    assert answer == {"code": "BadRequest", "message": answer["message"]}
+    assert f"connection {full.connection_id} is in 1000 groups" in answer["message"]
+
+    with pytest.raises(HttpResponseError) as error:
+        service.add_user_to_group("one-more", "full")
+    assert error.value.status_code == 400
+    assert error.value.response is not None
+    assert json.loads(error.value.response.text())["code"] == "BadRequest"
+
+    refused = add_to_groups({"groups": ["one-more"]})  # every connection, one of them full
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "BadRequest"
+    assert not service.group_exists("one-more")  # a bad request changes nothing
+    assert other.nothing()
+    assert add_to_groups({"groups": ["one-more"], "filter": "userId eq 'other'"}).status_code == 200
+    assert [c.connection_id for c in service.list_connections(group="one-more")] == [
+        other.connection_id
+    ]
+
+
 def test_filtered_group_changes_token_and_health(
     bare: EmulatorThread, service: WebPubSubServiceClient, clients: list[Client]
 ) -> None:

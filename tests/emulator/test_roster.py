@@ -14,6 +14,7 @@ from flask_webpubsub.emulator.codec import Codec
 from flask_webpubsub.emulator.connection import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    MAX_GROUPS,
     MAX_PENDING_MESSAGES,
     Connection,
 )
@@ -138,6 +139,26 @@ def test_a_users_groups_apply_to_its_connections_now_and_later() -> None:
     assert set(first.groups) == set()
     assert roster.idle is False  # a connection is still there
     assert set(roster.user_groups("ann")) == set()
+
+
+def test_a_user_at_the_group_limit_is_added_to_no_more_groups() -> None:
+    roster = Roster("chat", Host())
+    for i in range(MAX_GROUPS):
+        assert roster.add_user_to_group("nobody-connected", f"g{i}")
+    assert not roster.add_user_to_group("nobody-connected", "one-more")
+    assert roster.add_user_to_group("nobody-connected", "g0")  # already in it
+    assert "one-more" not in roster.user_groups("nobody-connected")
+
+    ann, _ = _connect(roster, "a", "ann")
+    bob, _ = _connect(roster, "b", "ann")
+    for i in range(MAX_GROUPS):
+        roster.join(bob, f"b{i}")
+    assert not roster.has_room(bob, ["x"])
+    assert roster.has_room(bob, ["b0", "b1"])
+    assert not roster.add_user_to_group("ann", "x")  # one connection is full: nothing changes
+    assert "x" not in roster.user_groups("ann")
+    assert roster.members("x") == []
+    assert not ann.groups
 
 
 def test_ending_a_connection_forgets_it_everywhere_and_tells_the_client_and_upstream() -> None:
