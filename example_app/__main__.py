@@ -2,7 +2,8 @@
 unless WEBPUBSUB_CONNECTION_STRING names a real Azure Web PubSub resource.
 
 Environment: EXAMPLE_HOST (127.0.0.1), EXAMPLE_PORT (5000), EMULATOR_PORT (8080),
-EXAMPLE_LOG_LEVEL (INFO; DEBUG adds every HTTP request), WEBPUBSUB_CONNECTION_STRING,
+EXAMPLE_LOG_LEVEL (INFO; DEBUG adds every HTTP request), EXAMPLE_ENTRA (1: the emulator plays
+Microsoft Entra ID, and the app has no access key), WEBPUBSUB_CONNECTION_STRING,
 SECRET_KEY.
 """
 
@@ -34,6 +35,7 @@ class Options:
     emulator_port: int
     connection_string: str | None
     log_level: str = "INFO"
+    entra: bool = False
 
 
 def options_from(environ: Mapping[str, str]) -> Options:
@@ -55,6 +57,7 @@ def options_from(environ: Mapping[str, str]) -> Options:
         emulator_port=port("EMULATOR_PORT", 8080),
         connection_string=environ.get("WEBPUBSUB_CONNECTION_STRING") or None,
         log_level=log_level,
+        entra=environ.get("EXAMPLE_ENTRA", "").strip() == "1",
     )
 
 
@@ -93,6 +96,7 @@ def main() -> int:
         port=options.port,
         emulator_port=options.emulator_port,
         connection_string=options.connection_string,
+        entra=options.entra,
     )
     try:
         server.start()

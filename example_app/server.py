@@ -51,8 +51,11 @@ class ChatServer:
     """The chat app on werkzeug's threaded server, in a background thread.
 
     Without ``connection_string`` it starts the emulator on ``emulator_port`` and points its
-    hub's event handler at the app. Port 0 picks a free port; the real ones are in
-    :attr:`url` and :attr:`emulator`. A port that is taken raises :class:`PortInUseError`.
+    hub's event handler at the app; with ``entra``, the emulator plays Microsoft Entra ID too,
+    as the service does with access keys disabled: the app gets no key, checks the emulator's
+    bearer tokens on every event, and calls its REST API with the emulator's credential. Port 0
+    picks a free port; the real ones are in :attr:`url` and :attr:`emulator`. A port that is
+    taken raises :class:`PortInUseError`.
     """
 
     def __init__(
@@ -63,7 +66,9 @@ class ChatServer:
         emulator_port: int = 8080,
         connection_string: str | None = None,
         config: Mapping[str, Any] | None = None,
+        entra: bool = False,
     ) -> None:
+        self.entra = entra
         self.host = host
         self.port = port
         self.emulator_port = emulator_port
@@ -92,15 +97,15 @@ class ChatServer:
         self._http = http
         self.port = http.port
         try:
-            connection_string = self.connection_string
-            if connection_string is None:
+            settings: dict[str, Any] = {"WEBPUBSUB_CONNECTION_STRING": self.connection_string}
+            if self.connection_string is None:
                 try:
-                    connection_string = self._start_emulator()
+                    settings = self._start_emulator()
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
                         raise PortInUseError("emulator", self.emulator_port) from exc
                     raise
-            app = create_app({**self.config, "WEBPUBSUB_CONNECTION_STRING": connection_string})
+            app = create_app({**self.config, **settings})
             if self.emulator is not None:
                 with app.app_context():
                     store.clear_connections()
@@ -112,8 +117,10 @@ class ChatServer:
         self._thread.start()
         return self
 
-    def _start_emulator(self) -> str:
-        from flask_webpubsub.emulator import EmulatorThread
+    def _start_emulator(self) -> dict[str, Any]:
+        """Start the emulator; the app's settings for it."""
+        from flask_webpubsub.emulator import EmulatorThread, IdentityProvider
+        from flask_webpubsub.emulator.identity import client_factory
 
         self.emulator = EmulatorThread(
             host=self.host,
@@ -121,8 +128,16 @@ class ChatServer:
             upstream=f"{self.url}/eventhandler",
             # The app is not serving yet; the emulator checks it before the first event.
             validate_upstream=False,
+            identity=IdentityProvider() if self.entra else None,
         ).start()
-        return self.emulator.connection_string
+        if not self.entra:
+            return {"WEBPUBSUB_CONNECTION_STRING": self.emulator.connection_string}
+        return {
+            **self.emulator.emulator.app_settings,
+            "WEBPUBSUB_CONNECTION_STRING": None,
+            "WEBPUBSUB_CREDENTIAL": self.emulator.credential(),
+            "WEBPUBSUB_CLIENT_FACTORY": client_factory,
+        }
 
     def stop(self) -> None:
         """Stop the emulator (closing its connections), then the app's server."""

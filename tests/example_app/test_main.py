@@ -227,3 +227,34 @@ def chat(port: int, name: str, messages: int) -> None:
         while acks < messages:
             frame = json.loads(client.recv(timeout=10))
             acks += frame.get("type") == "ack"
+
+
+def test_the_chat_runs_with_entra_id_and_no_access_key() -> None:
+    """EXAMPLE_ENTRA=1: the emulator plays Microsoft Entra ID, as the service does with access
+    keys disabled. The app has no key: every event it takes carries the emulator's bearer
+    token, and its REST calls (the room's messages) use the emulator's credential."""
+    port, emulator_port = free_ports(2)
+    process = start_example(
+        EXAMPLE_PORT=str(port), EMULATOR_PORT=str(emulator_port), EXAMPLE_ENTRA="1"
+    )
+    try:
+        read_until(process, "Ctrl+C stops.")
+        chat(port, f"entra-{os.getpid()}", messages=3)
+        output = stop_example(process)
+    finally:
+        if process.poll() is None:
+            stop_example(process)
+    assert "Traceback" not in output
+    assert "AccessKey=" not in output
+
+
+def test_entra_mode_gives_the_app_no_key(tmp_path: Path) -> None:
+    with ChatServer(
+        port=0, emulator_port=0, entra=True,
+        config={"CHAT_DATABASE": str(tmp_path / "chat.sqlite3")},
+    ) as server:
+        assert server.app is not None
+        settings = server.app.extensions["webpubsub"].settings
+        assert settings.access_key is None
+        assert settings.entra is not None
+        assert settings.verify_signature is False
