@@ -33,7 +33,6 @@ from .core.errors import (
     MalformedEvent,
     OriginRefused,
     RequestRefused,
-    ServiceNotAuthenticated,
 )
 from .core.wire import TEXT_CONTENT_TYPE
 
@@ -132,7 +131,6 @@ class ConnectRejection(PlainTextHTTPException):
 _HTTP_ERRORS: dict[type[RequestRefused], type[PlainTextHTTPException]] = {
     MalformedEvent: InvalidEventError,
     OriginRefused: InvalidOriginError,
-    ServiceNotAuthenticated: SignatureError,
     BodyTooLarge: PayloadTooLargeError,
 }
 

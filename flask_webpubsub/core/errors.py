@@ -44,12 +44,6 @@ class OriginRefused(RequestRefused):
     """The abuse-protection request came from an origin that is not allowed (400)."""
 
 
-class ServiceNotAuthenticated(RequestRefused):
-    """The request does not prove that it comes from the service (401)."""
-
-    status = 401
-
-
 class BodyTooLarge(RequestRefused):
     """The body is larger than the configured limit (413)."""
 
