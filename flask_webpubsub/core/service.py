@@ -55,7 +55,10 @@ def build_event_headers(
         "ce-specversion": "1.0",
         "ce-awpsversion": "1.0",
         "ce-type": encode(ce_type or event_type(event_name)),
-        "ce-source": encode(f"/hubs/{hub.lower()}/client/{connection_id}"),
+        "ce-source": encode(
+            f"/hubs/{hub.lower()}/client/{connection_id}"
+            + (f"/{physical_connection_id}" if physical_connection_id else "")
+        ),
         "ce-id": event_id or uuid.uuid4().hex,
         "ce-time": time
         or datetime.datetime.now(datetime.timezone.utc)

@@ -261,12 +261,15 @@ class Upstream:
         *,
         system: bool,
         metadata: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> UpstreamReply:
         """POST one event (a system event or a user event of that name); the reply, or
         :class:`UpstreamError` when there is none, or it is one the service refuses.
 
         ``metadata`` travels as ``x-webpubsub-metadata-*`` headers; the reply's come back in
-        :attr:`UpstreamReply.metadata`.
+        :attr:`UpstreamReply.metadata`. An MQTT client's context also has
+        ``physical_connection_id`` and ``session_id``; ``extra_headers`` are its user
+        properties (``mqtt-*``).
         """
         hub = context.hub_name
         url = handler.url(hub, event_name)
@@ -290,8 +293,12 @@ class Upstream:
             origin=self.origin,
             event_id=str(next(self._ids)),
             content_type=content_type,
+            physical_connection_id=getattr(context, "physical_connection_id", None),
+            session_id=getattr(context, "session_id", None),
         )
         headers.update(message_metadata.to_headers(metadata or {}))
+        if extra_headers:
+            headers.update(extra_headers)
         if self._authorization is not None:
             headers["Authorization"] = await self._authorization()
         delays = (0.0, *self.retry_delays)
