@@ -86,6 +86,8 @@ class UpstreamReply:
     connection_state: str | None = field(default=None, repr=False)
     #: Its ``x-webpubsub-metadata-*`` headers, for the message the reply becomes.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Its ``mqtt-*`` headers: the user properties of an MQTT client's reply message.
+    mqtt_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -376,6 +378,10 @@ class Upstream:
                     reply_body,
                     states[0] if len(states) == 1 else None,
                     metadata,
+                    tuple(
+                        (name, value) for name, value in response.headers.items()
+                        if name.lower().startswith("mqtt-")
+                    ),
                 )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             if isinstance(exc, asyncio.TimeoutError):
