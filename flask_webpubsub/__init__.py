@@ -21,6 +21,7 @@ from .core.events import (
     UserEventResponse,
     WebPubSubEvent,
 )
+from .core.payload import InvalidMetadataError
 from .errors import (
     AuthenticationUnavailableError,
     BearerTokenError,
@@ -54,6 +55,7 @@ __all__ = [
     "Hub",
     "InvalidConnectionStringError",
     "InvalidEventError",
+    "InvalidMetadataError",
     "InvalidOriginError",
     "MqttConnectProperties",
     "MqttDisconnectProperties",

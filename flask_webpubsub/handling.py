@@ -90,7 +90,9 @@ class Answer(NamedTuple):
 
 
 def _answer(reply: replies.Reply, state_value: str | None = None) -> Answer:
-    return Answer(reply, () if state_value is None else (("ce-connectionState", state_value),))
+    if state_value is None:
+        return Answer(reply, reply.headers)
+    return Answer(reply, (*reply.headers, ("ce-connectionState", state_value)))
 
 
 def to_response(binding: AppBinding, answer: Answer) -> Response:

@@ -36,7 +36,14 @@ from .core.endpoint import parse_connection_string
 from .core.errors import MalformedEvent
 from .core.events import ConnectResponse, MqttUserProperty
 from .core.jsoncodec import encode_json
-from .core.payload import decode_payload, encode_payload
+from .core.payload import (
+    InvalidMetadataError,
+    decode_payload,
+    encode_payload,
+    metadata_headers,
+    read_metadata,
+    validate_metadata,
+)
 from .core.service import (
     Admission,
     admit,
@@ -117,6 +124,9 @@ class EventResult(HTTPResult):
     #: there is none.
     data: Any = None
     data_type: DataType | None = None
+    #: The metadata of the message the client receives (the reply's
+    #: ``x-webpubsub-metadata-*`` headers), keys lower-cased.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class TestConnection:
@@ -226,12 +236,20 @@ class TestConnection:
         *,
         data_type: DataType | None = None,
         content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
         mqtt_user_properties: Sequence[MqttUserProperty] = (),
     ) -> EventResult:
         """Send a user event. ``str`` goes as text, ``bytes`` as binary, anything else as JSON,
-        unless ``data_type`` says otherwise; ``content_type`` overrides the media type."""
+        unless ``data_type`` says otherwise; ``content_type`` overrides the media type.
+
+        ``metadata`` is the message's metadata, sent as the service sends it (keys lower-cased
+        in ``x-webpubsub-metadata-*`` headers); metadata the service would refuse raises
+        :class:`~flask_webpubsub.InvalidMetadataError` or ``TypeError``.
+        """
         body, default_type = encode_payload(data, data_type)
         extra = {f"mqtt-{p.name}": p.value for p in mqtt_user_properties}
+        if metadata:
+            extra.update(metadata_headers(validate_metadata(metadata)))
         return self._event(name, body, content_type or default_type, extra)
 
     def disconnected(self, reason: str | None = None) -> EventResult:
@@ -256,12 +274,18 @@ class TestConnection:
         http = self._send(name, body, content_type, extra_headers)
         data: Any = None
         data_type: DataType | None = None
+        metadata: dict[str, str] = {}
         if http.ok and http.body:
             try:
                 data, data_type, _ = decode_payload(http.body, http.headers.get("Content-Type"))
             except MalformedEvent as exc:
                 raise AssertionError(f"the app replied with a malformed payload: {exc}") from None
-        return EventResult(http.status, http.headers, http.body, data, data_type)
+        if http.ok:
+            try:
+                metadata = validate_metadata(read_metadata(http.headers.items()))
+            except InvalidMetadataError as exc:
+                raise AssertionError(f"the service refuses this reply's metadata: {exc}") from None
+        return EventResult(http.status, http.headers, http.body, data, data_type, metadata)
 
 
 def _mqtt_connect_body(mqtt: Mapping[str, Any]) -> dict[str, Any]:

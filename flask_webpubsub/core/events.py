@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .payload import validate_metadata
 from .state import read_state_header
 from .wire import BINARY_CONTENT_TYPE, DataType
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 #: A value that JSON can represent.
 JsonValue: TypeAlias = "dict[str, Any] | list[Any] | str | int | float | bool | None"
+
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,9 @@ class UserEvent(WebPubSubEvent):
     data_type: DataType = "binary"
     #: The media type the payload arrived with, without parameters.
     content_type: str = BINARY_CONTENT_TYPE
+    #: The message's metadata (the ``x-webpubsub-metadata-{key}`` headers), read-only; keys
+    #: lower-cased, as header names have no case.
+    metadata: Mapping[str, str] = field(default_factory=lambda: _NO_METADATA)
     mqtt: MqttMessageProperties | None = None
 
     def _cloudevent_data(self) -> Any:
@@ -224,8 +231,19 @@ class UserEventResponse:
 
     ``UserEventResponse("hi", data_type="json")`` replies with the JSON string ``"hi"``;
     ``UserEventResponse(b'{"a":1}', data_type="json")`` sends already-encoded JSON as it is;
-    ``UserEventResponse({"a": 1})`` is the same as returning the dict.
+    ``UserEventResponse({"a": 1})`` is the same as returning the dict;
+    ``UserEventResponse("hi", metadata={"lang": "en"})`` sends metadata with the message, and
+    ``UserEventResponse(metadata={"seen": "1"})`` metadata alone (a 204, with no payload).
+    Invalid metadata raises ``TypeError`` or :class:`.payload.InvalidMetadataError` here.
     """
 
-    data: JsonValue | bytes
+    data: JsonValue | bytes = None
     data_type: DataType | None = None
+    #: Metadata for the message the client receives (``x-webpubsub-metadata-{key}`` headers):
+    #: string keys and values within the service's limits, checked here
+    #: (:func:`.payload.validate_metadata`); keys are kept lower-cased, as they travel.
+    metadata: Mapping[str, str] = field(default_factory=lambda: _NO_METADATA, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.metadata is not _NO_METADATA:
+            object.__setattr__(self, "metadata", MappingProxyType(validate_metadata(self.metadata)))

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from .events import ConnectResponse, MqttConnectProperties, UserEventResponse, WebPubSubEvent
 from .jsoncodec import encode_json
+from .payload import metadata_headers
 from .state import changed_state_header
 from .wire import (
     BINARY_CONTENT_TYPE,
@@ -19,11 +20,13 @@ from .wire import (
 
 
 class Reply(NamedTuple):
-    """An HTTP reply for the service: status, content type (None for no body) and body."""
+    """An HTTP reply for the service: status, content type (None for no body), body, and any
+    headers besides (a user event reply's metadata)."""
 
     status: int
     content_type: str | None
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 NO_CONTENT = Reply(204, None, b"")
@@ -37,13 +40,20 @@ def encode_user_event_reply(value: Any) -> Reply:
     """The reply for a user event handler's return value.
 
     ``str`` -> text, ``bytes`` -> binary, dict/list/number/bool -> JSON, None -> 204, or an
-    explicit :class:`UserEventResponse`. Anything else raises ``TypeError``.
+    explicit :class:`UserEventResponse`, whose metadata goes as ``x-webpubsub-metadata-*``
+    headers. Anything else raises ``TypeError``.
     """
-    if value is None:
-        return NO_CONTENT
-    data_type: DataType | None = None
     if isinstance(value, UserEventResponse):
-        value, data_type = value.data, value.data_type
+        reply = _encode_user_data(value.data, value.data_type)
+        if value.metadata:
+            return reply._replace(headers=tuple(metadata_headers(value.metadata)))
+        return reply
+    return _encode_user_data(value, None)
+
+
+def _encode_user_data(value: Any, data_type: DataType | None) -> Reply:
+    if value is None and data_type is None:
+        return NO_CONTENT
     if data_type is None:
         if isinstance(value, str):
             data_type = "text"

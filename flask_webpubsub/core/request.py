@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from .errors import MalformedEvent
@@ -30,7 +30,7 @@ from .events import (
     WebPubSubEvent,
 )
 from .jsoncodec import decode_json
-from .payload import decode_payload
+from .payload import decode_payload, read_metadata
 from .wire import (
     CONNECT,
     CONNECTED,
@@ -131,6 +131,7 @@ def parse_event(
             data=data,
             data_type=data_type,
             content_type=media_type,
+            metadata=_HeaderMetadata(headers),
             mqtt=MqttMessageProperties(
                 **_mqtt_context(headers), user_properties=_mqtt_header_properties(headers)
             )
@@ -200,6 +201,36 @@ class _CloudEventAttributes(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._read())
+
+
+class _HeaderMetadata(Mapping[str, str]):
+    """A user event's metadata (:func:`.payload.read_metadata`), read from the headers when a
+    handler first looks: most events carry none, and finding that out means reading every
+    header."""
+
+    __slots__ = ("_headers", "_metadata")
+
+    def __init__(self, headers: HeaderSource) -> None:
+        self._headers: HeaderSource | None = headers
+        self._metadata: dict[str, str] = {}
+
+    def _read(self) -> dict[str, str]:
+        if self._headers is not None:
+            self._metadata = read_metadata(self._headers.items())
+            self._headers = None
+        return self._metadata
+
+    def __getitem__(self, key: str) -> str:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return repr(self._read())
 
 
 def _attribute(headers: HeaderSource, name: str) -> str | None:
