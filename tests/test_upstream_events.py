@@ -112,7 +112,8 @@ def test_the_mqtt_connect_event(webpubsub_client: WebPubSubTestClient, seen: lis
     assert isinstance(event.mqtt, MqttConnectProperties)
     assert event.mqtt.protocol_version == 5
     assert event.mqtt.username == "device-1"
-    assert event.mqtt.password == b"\x00secret\xff"
+    assert event.mqtt.password == base64.b64encode(b"\x00secret\xff").decode()
+    assert event.mqtt.password_bytes == b"\x00secret\xff"
     assert event.mqtt.user_properties == [
         MqttUserProperty("model", "x1"), MqttUserProperty("model", "x2")
     ]
@@ -266,4 +267,5 @@ def test_the_mqtt_password_is_exact_bytes(
     password = base64.b64encode(bytes(range(256))).decode()
     body = json.dumps({"mqtt": {"protocolVersion": 4, "password": password}}).encode()
     webpubsub_client.post(headers, body)
-    assert seen[0].mqtt.password == bytes(range(256))
+    assert seen[0].mqtt.password == password
+    assert seen[0].mqtt.password_bytes == bytes(range(256))

@@ -7,6 +7,8 @@ the others are notifications.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,8 +59,21 @@ class MqttConnectProperties(MqttProperties):
 
     protocol_version: int = 4
     username: str | None = None
-    password: bytes | None = field(default=None, repr=False)
+    #: The password as the service sends it: base64 of the packet's password bytes; None when
+    #: the client sent none. Never shown in a repr.
+    password: str | None = field(default=None, repr=False)
     user_properties: list[MqttUserProperty] = field(default_factory=list)
+
+    @property
+    def password_bytes(self) -> bytes | None:
+        """The password's bytes (:attr:`password` decoded); None when there is none, or when
+        it is not valid base64 (the connect is not refused for it: the handler decides)."""
+        if self.password is None:
+            return None
+        try:
+            return base64.b64decode(self.password, validate=True)
+        except (binascii.Error, ValueError):
+            return None
 
 
 @dataclass

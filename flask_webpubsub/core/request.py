@@ -7,8 +7,6 @@ signature must be verified before anything here reads the body.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
@@ -341,12 +339,14 @@ def _parse_connect(
         version = mqtt_fields.get("protocolVersion", 4)
         if version not in (3, 4, 5) or isinstance(version, bool):
             raise MalformedEvent("The connect body's mqtt.protocolVersion must be 4 or 5.")
+        # The password is the app's to judge, whatever its form: never a reason to refuse.
         password = mqtt_fields.get("password")
-        if password is not None:
-            try:
-                password = base64.b64decode(password, validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                raise MalformedEvent("The connect body's mqtt.password is not base64.") from None
+        if password is not None and not isinstance(password, str):
+            logger.warning(
+                "The connect body's mqtt.password is a JSON %s, not a string: read as none.",
+                type(password).__name__,
+            )
+            password = None
         username = mqtt_fields.get("username")
         mqtt = MqttConnectProperties(
             **_mqtt_context(mqtt_headers),
