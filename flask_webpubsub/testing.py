@@ -13,13 +13,13 @@
 A :class:`WebPubSubTestClient` talks to an app through Flask's test client, or to a running
 server through its base URL. Each :class:`TestConnection` is one simulated client connection:
 like the service, it keeps the user id, groups, roles and connection state the app's replies set,
-and sends them with every later event. Signatures, state and payloads go through the same codecs
-the extension uses.
+and sends them with every later event. A :class:`MqttTestClient` is one simulated MQTT client,
+with sessions that outlive its network connections. Signatures, state and payloads go through
+the same codecs the extension uses.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import urllib.error
 import urllib.request
@@ -32,6 +32,7 @@ from flask import Flask
 from werkzeug.datastructures import Headers
 
 from .binding import EXTENSION_KEY, AppBinding
+from .core import mqtt as mqtt_facts
 from .core.endpoint import parse_connection_string
 from .core.errors import MalformedEvent
 from .core.events import ConnectResponse, MqttUserProperty
@@ -52,9 +53,18 @@ from .core.service import (
     read_rejection,
 )
 from .core.state import decode_state
-from .core.wire import JSON_CONTENT_TYPE, DataType
+from .core.wire import BINARY_CONTENT_TYPE, JSON_CONTENT_TYPE, MQTT_SUBPROTOCOL, DataType
 
-__all__ = ["ConnectResult", "EventResult", "TestConnection", "WebPubSubTestClient"]
+__all__ = [
+    "ConnectResult",
+    "EventResult",
+    "HTTPResult",
+    "MqttConnectResult",
+    "MqttMessage",
+    "MqttTestClient",
+    "TestConnection",
+    "WebPubSubTestClient",
+]
 
 #: Request headers: a mapping, or ``(name, value)`` pairs to send a header more than once.
 HeaderItems = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -198,32 +208,32 @@ class TestConnection:
         mqtt: Mapping[str, Any] | None = None,
     ) -> ConnectResult:
         """Send ``connect`` and apply the reply as the service would."""
-        body: dict[str, Any] = {
-            "claims": {k: list(v) for k, v in (claims or {}).items()},
-            "query": {k: list(v) for k, v in (query or {}).items()},
-            "headers": {k: list(v) for k, v in (headers or {}).items()},
-            "subprotocols": list(subprotocols or ()),
-            "clientCertificates": [dict(c) for c in client_certificates or ()],
-        }
-        if self.user_id:
-            body["claims"].setdefault("sub", [self.user_id])
+        body = _connect_body(claims, query, headers, subprotocols, client_certificates,
+                             self.user_id)
         if self.physical_connection_id:
             body["mqtt"] = _mqtt_connect_body(mqtt or {})
-        http = self._send("connect", encode_json(body), JSON_CONTENT_TYPE)
-        response = None
-        if http.ok:
-            response = decode_connect_reply(http.body)
-            token = Admission(self.user_id, tuple(self.roles), tuple(self.groups), self.subprotocol)
-            try:
-                admitted = admit(response, token, body["subprotocols"])
-            except ValueError as exc:
-                raise AssertionError(f"the service refuses this connect reply: {exc}") from None
-            self.user_id = admitted.user_id
-            self.roles = list(admitted.roles)
-            self.groups = list(admitted.groups)
-            self.subprotocol = admitted.subprotocol
+        http, response = self._connect_request(body)
+        if response is not None:
+            self._admit(response, body["subprotocols"])
         self.result = ConnectResult(http.status, http.headers, http.body, response)
         return self.result
+
+    def _connect_request(self, body: dict[str, Any]) -> tuple[HTTPResult, ConnectResponse | None]:
+        """Send ``connect``: the reply, and what it sets when it accepts."""
+        http = self._send("connect", encode_json(body), JSON_CONTENT_TYPE)
+        return http, decode_connect_reply(http.body) if http.ok else None
+
+    def _admit(self, response: ConnectResponse, offered: Sequence[str]) -> None:
+        """Apply an accepting reply: who the connection is and where it belongs."""
+        token = Admission(self.user_id, tuple(self.roles), tuple(self.groups), self.subprotocol)
+        try:
+            admitted = admit(response, token, offered)
+        except ValueError as exc:
+            raise AssertionError(f"the service refuses this connect reply: {exc}") from None
+        self.user_id = admitted.user_id
+        self.roles = list(admitted.roles)
+        self.groups = list(admitted.groups)
+        self.subprotocol = admitted.subprotocol
 
     def connected(self) -> EventResult:
         """Send ``connected``."""
@@ -288,18 +298,390 @@ class TestConnection:
         return EventResult(http.status, http.headers, http.body, data, data_type, metadata)
 
 
-def _mqtt_connect_body(mqtt: Mapping[str, Any]) -> dict[str, Any]:
-    password = mqtt.get("password")
-    if isinstance(password, str):
-        password = password.encode()
-    return {
-        "protocolVersion": mqtt.get("protocol_version", 4),
-        "username": mqtt.get("username"),
-        "password": base64.b64encode(password).decode() if password is not None else None,
-        "userProperties": [
-            {"name": p.name, "value": p.value} for p in mqtt.get("user_properties", ())
-        ],
+@dataclass(frozen=True)
+class MqttConnectResult(ConnectResult):
+    """The CONNACK an MQTT client gets for a CONNECT, with the ``connect`` reply behind it."""
+
+    protocol_version: int = 4
+    #: Whether the client resumed a session (CONNACK's Session Present flag).
+    session_present: bool = False
+
+    @property
+    def connack_code(self) -> int:
+        """0 when accepted, else the MQTT 3.1.1 return code or MQTT 5 reason code the service
+        refuses the client with."""
+        if self.ok:
+            return 0
+        status_code = read_rejection(self.body)[1]
+        return mqtt_facts.connack_code(self.status, status_code, self.protocol_version)
+
+    @property
+    def user_properties(self) -> list[MqttUserProperty]:
+        """The MQTT 5 user properties the app's reply put in the CONNACK."""
+        return list(self.response.mqtt_user_properties or ()) if self.response else []
+
+
+@dataclass(frozen=True)
+class MqttMessage:
+    """A PUBLISH the service sends an MQTT client: the reply to its event."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    #: MQTT 5 only (MQTT 3.1.1 has no properties): the content type, the user properties
+    #: (the reply's ``mqtt-*`` headers, then ``azure-status-code``), the correlation data.
+    content_type: str | None = None
+    user_properties: tuple[MqttUserProperty, ...] = ()
+    correlation_data: bytes | None = None
+    #: The app's HTTP reply the message was made from.
+    http: HTTPResult | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether it came on the ``.../succeeded`` topic (the app answered 2xx)."""
+        return self.topic.endswith("/succeeded")
+
+    @property
+    def status_code(self) -> int | None:
+        """The ``azure-status-code`` user property, as a number (MQTT 5)."""
+        for prop in self.user_properties:
+            if prop.name == mqtt_facts.STATUS_CODE_PROPERTY:
+                return int(prop.value)
+        return None
+
+    @property
+    def text(self) -> str:
+        """The payload as UTF-8 text."""
+        return self.payload.decode()
+
+
+class MqttTestClient:
+    """A simulated MQTT client: the events the service sends for its packets, and what the
+    service makes of the app's replies (docs/testing.md).
+
+    The client id is the connection id; each :meth:`connect` is a new network connection with a
+    new physical connection id. A session lives across network connections until it ends: at
+    once when its expiry is 0 (MQTT 3.1.1 clean session, MQTT 5 by default), else when
+    :meth:`expire` says its time ran out. ``connected`` is sent for a new session only, and the
+    ``connect`` reply's user id, groups and roles apply to a new session only; ``disconnected``
+    is sent when the session ends.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        client: WebPubSubTestClient,
+        client_id: str,
+        *,
+        protocol_version: int,
+        user_id: str | None,
+        roles: Sequence[str],
+        groups: Sequence[str],
+        hub: str,
+    ) -> None:
+        if not isinstance(client_id, str) or not mqtt_facts.CLIENT_ID.match(client_id):
+            raise ValueError(
+                f"the service refuses the client id {client_id!r}: use 1 to 128 letters and "
+                "digits"
+            )
+        if protocol_version not in (4, 5):
+            raise ValueError(
+                f"protocol_version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not {protocol_version!r}"
+            )
+        self.client = client
+        self.client_id = client_id
+        self.protocol_version = protocol_version
+        self.hub = hub
+        #: What the client's access token says it is.
+        self.token = Admission(user_id, tuple(roles), tuple(groups), MQTT_SUBPROTOCOL)
+        #: The session, while there is one: its user id, groups, roles, state and session id.
+        self.session: TestConnection | None = None
+        #: Whether a network connection is open.
+        self.online = False
+        self.physical_connection_id: str | None = None
+        #: Seconds the session outlives its network connection (the service keeps it 30 at most).
+        self.session_expiry = 0
+        self._ended_by: tuple[int, Sequence[tuple[str, str]]] | None = None
+
+    def __repr__(self) -> str:
+        state = "online" if self.online else "session kept" if self.session else "no session"
+        return f"<MqttTestClient {self.client_id!r} MQTT {self.protocol_version} {state}>"
+
+    @property
+    def user_id(self) -> str | None:
+        return self.session.user_id if self.session else None
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.session.groups) if self.session else []
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.session.roles) if self.session else []
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The session's connection state, as the service keeps it."""
+        return self.session.state if self.session else {}
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.session_id if self.session else None
+
+    def connect(
+        self,
+        *,
+        clean_start: bool = True,
+        session_expiry: int | None = None,
+        username: str | None = None,
+        password: str | bytes | None = None,
+        user_properties: Sequence[MqttUserProperty | tuple[str, str]] = (),
+        claims: Mapping[str, Sequence[str]] | None = None,
+        query: Mapping[str, Sequence[str]] | None = None,
+        headers: Mapping[str, Sequence[str]] | None = None,
+    ) -> MqttConnectResult:
+        """A CONNECT on a new network connection: ``connect``, then ``connected`` when a new
+        session begins.
+
+        ``clean_start`` is MQTT 3.1.1's Clean Session flag. ``session_expiry`` is MQTT 5's
+        Session Expiry Interval (default 0); in MQTT 3.1.1 a session without clean start is
+        kept for the service's 30 seconds. A ``str`` password is sent as its UTF-8 bytes. A
+        client that is online already is taken over: its network connection ends, and the
+        session goes on unless ``clean_start``.
+        """
+        properties = [_property_pair(p) for p in user_properties]
+        if self.protocol_version < 5 and (properties or session_expiry is not None):
+            raise ValueError("MQTT 3.1.1 has no user properties and no session expiry")
+        self.online = False  # a second CONNECT takes the session over
+        existing = self.session
+        resume = existing is not None and not clean_start
+        if existing is not None and resume:
+            session = existing
+        else:
+            session = TestConnection(
+                self.client, self.client_id, user_id=self.token.user_id,
+                subprotocol=MQTT_SUBPROTOCOL, mqtt=True, hub=self.hub,
+            )
+            session.roles, session.groups = list(self.token.roles), list(self.token.groups)
+        physical_connection_id = uuid.uuid4().hex
+        previous_physical = session.physical_connection_id
+        session.physical_connection_id = physical_connection_id
+        body = _connect_body(claims, query, headers, [MQTT_SUBPROTOCOL], None,
+                             self.token.user_id)
+        body["mqtt"] = mqtt_facts.connect_body(
+            protocol_version=self.protocol_version,
+            clean_start=clean_start,
+            username=username,
+            password=_password_bytes(password),
+            user_properties=properties if self.protocol_version >= 5 else None,
+        )
+        http, response = session._connect_request(body)
+        result = MqttConnectResult(
+            http.status, http.headers, http.body, response,
+            protocol_version=self.protocol_version, session_present=resume and http.ok,
+        )
+        if response is None:  # refused: any session stays as it was
+            session.physical_connection_id = previous_physical
+            return result
+        self.online = True
+        self.physical_connection_id = physical_connection_id
+        if self.protocol_version >= 5:
+            self.session_expiry = min(session_expiry or 0, mqtt_facts.MAX_SESSION_EXPIRY)
+        else:
+            self.session_expiry = 0 if clean_start else mqtt_facts.MAX_SESSION_EXPIRY
+        self._ended_by = None
+        session.result = result
+        if not resume:
+            if existing is not None:
+                self._end(existing, "The session was replaced by a clean start.", None)
+            session._admit(response, body["subprotocols"])
+            self.session = session
+            session.connected()
+        return result
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes = b"",
+        *,
+        qos: int = 0,
+        content_type: str | None = None,
+        user_properties: Sequence[MqttUserProperty | tuple[str, str]] = (),
+        correlation_data: bytes | None = None,
+    ) -> MqttMessage:
+        """A PUBLISH to ``$webpubsub/server/events/{name}``: the user event ``name``, and the
+        reply the client gets on ``.../succeeded`` or ``.../failed``.
+
+        The payload is the event's body (a ``str`` as UTF-8); ``content_type`` (MQTT 5) its
+        Content-Type, ``application/octet-stream`` without one; user properties go as
+        ``mqtt-{name}`` headers. Other topics are groups, which only the emulator serves.
+        """
+        name = mqtt_facts.event_name_of(topic)
+        if name is None:
+            raise ValueError(
+                f"{topic!r} is not an event topic: a PUBLISH reaches the app on "
+                f"{mqtt_facts.SERVER_EVENTS_PREFIX}{{name}}; group topics need the emulator"
+            )
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        properties = [_property_pair(p) for p in user_properties]
+        if self.protocol_version < 5 and (
+            properties or content_type is not None or correlation_data is not None
+        ):
+            raise ValueError(
+                "MQTT 3.1.1 has no content type, user properties or correlation data"
+            )
+        session = self._online_session("publish")
+        body = payload.encode() if isinstance(payload, str) else bytes(payload)
+        http = session._send(
+            name, body, content_type or BINARY_CONTENT_TYPE,
+            mqtt_facts.user_property_headers(properties),
+        )
+        if self.protocol_version < 5:
+            return MqttMessage(mqtt_facts.reply_topic(name, http.ok), http.body, qos, http=http)
+        replied = [
+            MqttUserProperty(n, v)
+            for n, v in mqtt_facts.user_properties_from_headers(http.headers.items())
+        ]
+        replied.append(MqttUserProperty(mqtt_facts.STATUS_CODE_PROPERTY, str(http.status)))
+        return MqttMessage(
+            mqtt_facts.reply_topic(name, http.ok), http.body, qos,
+            http.headers.get("Content-Type"), tuple(replied), correlation_data, http,
+        )
+
+    def subscribe(self, topic: str) -> EventResult | None:
+        """SUBSCRIBE: the session joins the group of that name (``joined`` is sent). The
+        service's own topics (``$webpubsub/...``) are no group: None. Wildcard and shared
+        subscriptions are refused, as the service refuses them."""
+        self._check_topic(topic)
+        session = self._online_session("subscribe")
+        if mqtt_facts.is_reserved_topic(topic):
+            return None
+        return session.group_joined(topic)
+
+    def unsubscribe(self, topic: str) -> EventResult | None:
+        """UNSUBSCRIBE: the session leaves the group (``left`` is sent)."""
+        self._check_topic(topic)
+        session = self._online_session("unsubscribe")
+        if mqtt_facts.is_reserved_topic(topic):
+            return None
+        return session.group_left(topic)
+
+    def disconnect(
+        self,
+        code: int = 0,
+        *,
+        user_properties: Sequence[MqttUserProperty | tuple[str, str]] = (),
+        session_expiry: int | None = None,
+        reason: str | None = None,
+    ) -> EventResult | None:
+        """A DISCONNECT (``code``: its MQTT 5 reason code; 0 in MQTT 3.1.1), and the network
+        connection ends. When that ends the session, ``disconnected`` is sent (its result is
+        returned) with ``initiatedByClient`` and the packet's code and user properties; else
+        None, and the session waits for a :meth:`connect` or :meth:`expire`. ``session_expiry``
+        (MQTT 5) changes the session's expiry on the way out."""
+        properties = [_property_pair(p) for p in user_properties]
+        if self.protocol_version < 5 and (code or properties or session_expiry is not None):
+            raise ValueError("MQTT 3.1.1's DISCONNECT has no reason code or properties")
+        session = self._online_session("disconnect")
+        self.online = False
+        self._ended_by = (code, properties)
+        if session_expiry is not None:
+            self.session_expiry = min(session_expiry, mqtt_facts.MAX_SESSION_EXPIRY)
+        if self.session_expiry == 0:
+            return self._end(session, reason, self._ended_by)
+        return None
+
+    def drop(self, reason: str | None = None) -> EventResult | None:
+        """The network connection ends without a DISCONNECT (the device lost its network).
+        A session whose expiry is 0 ends with it (``disconnected`` is sent, not initiated by
+        the client); a persistent one waits for a :meth:`connect` or :meth:`expire`."""
+        session = self._online_session("drop")
+        self.online = False
+        self._ended_by = None
+        if self.session_expiry == 0:
+            return self._end(session, reason, None)
+        return None
+
+    def expire(self, reason: str | None = None) -> EventResult:
+        """A kept session's expiry passed with no client back: the session ends and
+        ``disconnected`` is sent, telling how the last network connection ended."""
+        if self.online or self.session is None:
+            raise RuntimeError("only a session kept while its client is offline can expire")
+        return self._end(self.session, reason, self._ended_by)
+
+    def _end(
+        self,
+        session: TestConnection,
+        reason: str | None,
+        ended_by: tuple[int, Sequence[tuple[str, str]]] | None,
+    ) -> EventResult:
+        if self.session is session:
+            self.session = None
+        body = mqtt_facts.disconnected_body(
+            reason,
+            initiated_by_client=ended_by is not None,
+            disconnect_code=None if ended_by is None else ended_by[0],
+            user_properties=None if ended_by is None else ended_by[1],
+        )
+        return session._event("disconnected", encode_json(body), JSON_CONTENT_TYPE)
+
+    def _online_session(self, what: str) -> TestConnection:
+        if not self.online or self.session is None:
+            raise RuntimeError(f"cannot {what}: the client is not connected; call connect() first")
+        return self.session
+
+    @staticmethod
+    def _check_topic(topic: str) -> None:
+        if not topic or "+" in topic or "#" in topic or topic.startswith("$share/"):
+            raise ValueError(
+                f"the service refuses the topic filter {topic!r}: no wildcard or shared "
+                "subscriptions"
+            )
+
+
+def _connect_body(
+    claims: Mapping[str, Sequence[str]] | None,
+    query: Mapping[str, Sequence[str]] | None,
+    headers: Mapping[str, Sequence[str]] | None,
+    subprotocols: Sequence[str] | None,
+    client_certificates: Sequence[Mapping[str, str]] | None,
+    user_id: str | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "claims": {k: list(v) for k, v in (claims or {}).items()},
+        "query": {k: list(v) for k, v in (query or {}).items()},
+        "headers": {k: list(v) for k, v in (headers or {}).items()},
+        "subprotocols": list(subprotocols or ()),
+        "clientCertificates": [dict(c) for c in client_certificates or ()],
     }
+    if user_id:
+        body["claims"].setdefault("sub", [user_id])
+    return body
+
+
+def _mqtt_connect_body(mqtt: Mapping[str, Any]) -> dict[str, Any]:
+    version = mqtt.get("protocol_version", 4)
+    properties = [_property_pair(p) for p in mqtt.get("user_properties", ())]
+    return mqtt_facts.connect_body(
+        protocol_version=version,
+        clean_start=mqtt.get("clean_start", True),
+        username=mqtt.get("username"),
+        password=_password_bytes(mqtt.get("password")),
+        user_properties=properties if version >= 5 or properties else None,
+    )
+
+
+def _password_bytes(password: str | bytes | None) -> bytes | None:
+    return password.encode() if isinstance(password, str) else password
+
+
+def _property_pair(prop: MqttUserProperty | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(prop, MqttUserProperty):
+        return prop.name, prop.value
+    name, value = prop
+    return name, value
 
 
 class WebPubSubTestClient:
@@ -374,6 +756,29 @@ class WebPubSubTestClient:
             user_id=user_id,
             subprotocol="mqtt" if mqtt and subprotocol is None else subprotocol,
             mqtt=mqtt,
+            hub=hub or self.hub,
+        )
+
+    def mqtt_client(
+        self,
+        client_id: str | None = None,
+        *,
+        protocol_version: int = 5,
+        user_id: str | None = None,
+        roles: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        hub: str | None = None,
+    ) -> MqttTestClient:
+        """A simulated MQTT client that has sent nothing yet. ``user_id``, ``roles`` and
+        ``groups`` are what its access token says; ``protocol_version`` is 4 (MQTT 3.1.1) or 5.
+        """
+        return MqttTestClient(
+            self,
+            f"mqtt{next(self._ids)}x{uuid.uuid4().hex[:8]}" if client_id is None else client_id,
+            protocol_version=protocol_version,
+            user_id=user_id,
+            roles=roles,
+            groups=groups,
             hub=hub or self.hub,
         )
 

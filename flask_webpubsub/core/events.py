@@ -258,6 +258,9 @@ class UserEventResponse:
     #: string keys and values within the service's limits, checked here
     #: (:func:`.payload.validate_metadata`); keys are kept lower-cased, as they travel.
     metadata: Mapping[str, str] = field(default_factory=lambda: _NO_METADATA, kw_only=True)
+    #: For MQTT 5 clients: user properties of the reply's PUBLISH (``mqtt-{name}`` headers).
+    #: A name is an HTTP token, a value printable ASCII.
+    mqtt_user_properties: Sequence[MqttUserProperty] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         if self.metadata is not _NO_METADATA:

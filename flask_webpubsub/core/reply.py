@@ -3,11 +3,19 @@ sections 4 and 5)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .events import ConnectResponse, MqttConnectProperties, UserEventResponse, WebPubSubEvent
+from .events import (
+    ConnectResponse,
+    MqttConnectProperties,
+    MqttUserProperty,
+    UserEventResponse,
+    WebPubSubEvent,
+)
 from .jsoncodec import encode_json
+from .mqtt import USER_PROPERTY_HEADER_PREFIX
 from .payload import metadata_headers
 from .state import changed_state_header
 from .wire import (
@@ -45,10 +53,33 @@ def encode_user_event_reply(value: Any) -> Reply:
     """
     if isinstance(value, UserEventResponse):
         reply = _encode_user_data(value.data, value.data_type)
-        if value.metadata:
-            return reply._replace(headers=tuple(metadata_headers(value.metadata)))
-        return reply
+        headers = [*metadata_headers(value.metadata),
+                   *_user_property_headers(value.mqtt_user_properties)]
+        return reply._replace(headers=tuple(headers)) if headers else reply
     return _encode_user_data(value, None)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _user_property_headers(properties: Sequence[MqttUserProperty]) -> list[tuple[str, str]]:
+    """``mqtt-{name}`` headers, one per property, in order (a name may repeat)."""
+    if isinstance(properties, (str, bytes)) or not isinstance(properties, Sequence):
+        raise TypeError("UserEventResponse.mqtt_user_properties must be a list of "
+                        "MqttUserProperty")
+    headers = []
+    for prop in properties:
+        if not isinstance(prop, MqttUserProperty):
+            raise TypeError("UserEventResponse.mqtt_user_properties must be a list of "
+                            f"MqttUserProperty, not {type(prop).__name__}")
+        if not isinstance(prop.name, str) or not _HEADER_NAME.fullmatch(prop.name):
+            raise ValueError(f"the MQTT user property name {prop.name!r} cannot be a header name")
+        if not isinstance(prop.value, str) or not (prop.value.isascii()
+                                                    and prop.value.isprintable()):
+            raise ValueError(f"the value of the MQTT user property {prop.name!r} is not "
+                             "printable ASCII")
+        headers.append((USER_PROPERTY_HEADER_PREFIX + prop.name, prop.value))
+    return headers
 
 
 def _encode_user_data(value: Any, data_type: DataType | None) -> Reply:
