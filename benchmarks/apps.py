@@ -29,7 +29,7 @@ def bare_app() -> Flask:
 
 
 def extension_app(*, direct_dispatch: bool = False) -> Flask:
-    """flask_webpubsub as the README shows it: echo user events, accept connects, negotiate;
+    """flask_webpubsub as a typical app uses it: echo user events, accept connects, negotiate;
     with ``direct_dispatch``, the event handler in front of Flask's request handling."""
     # Imported here so that the bare contender still runs when the extension does not import.
     from flask_webpubsub import (

@@ -43,7 +43,7 @@ from benchmarks.servers import (
 PAIRED = Metric("paired", "req/s over Node's, same repeat", "x", higher_is_better=True)
 #: The server configuration measured with the bare Flask app too, to show the limit over HTTP.
 REFERENCE_SERVER = "bjoern"
-#: The configuration the README recommends for production (its exact command is tested in
+#: The configuration the deployment guide recommends for production (its exact command is tested in
 #: tests/test_production_server.py); the HTTP target is judged on it.
 RECOMMENDED_SERVER = "granian WSGI (--http 1 --blocking-threads 1)"
 RECOMMENDED = f"flask_webpubsub with direct dispatch on {RECOMMENDED_SERVER}"

@@ -101,7 +101,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
-#: The WSGI servers the README names, as commands serving ``module:app`` on a loopback port.
+#: The WSGI servers the docs name (Flask's development server, and the deployment guide's
+#: gunicorn and granian), as commands serving ``module:app`` on a loopback port.
 WSGI_SERVERS: dict[str, Callable[[str, int], list[str]]] = {
     "werkzeug": lambda target, port: [
         sys.executable, "-c",

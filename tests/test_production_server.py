@@ -1,4 +1,4 @@
-"""The production configuration the README recommends (granian, run with the README's own
+"""The recommended production configuration (granian, run with the deployment guide's own
 command, and direct dispatch): signed events over real HTTP, through two worker processes."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask_webpubsub.testing import WebPubSubTestClient
 
 from .support import CONNECTION_STRING, SECONDARY_KEY, free_port
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DEPLOYMENT = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
 
 APP = """
 import os
@@ -35,19 +35,21 @@ def echo(event):
 """
 
 
-def readme_command() -> list[str]:
-    """The granian command line of the README's Performance section, for this test's app."""
-    match = re.search(r"^\s*(granian --interface wsgi .*)$", README.read_text(), re.MULTILINE)
-    assert match, "README.md names no granian command"
+def recommended_command() -> list[str]:
+    """The granian command line of the deployment guide ("A production server"), for this
+    test's app."""
+    match = re.search(r"^\$ (granian --interface wsgi .*)$", DEPLOYMENT.read_text(),
+                      re.MULTILINE)
+    assert match, "docs/deployment.md names no granian command"
     return match.group(1).replace("$(nproc)", "2").split()
 
 
 def start_granian(tmp_path: Path, target: str, **overrides: str) -> tuple[ServerProcess, str]:
-    """The README's granian command serving ``target`` (a module in ``tmp_path``) on a free
-    loopback port, with ``overrides`` replacing the values of its options
+    """The deployment guide's granian command serving ``target`` (a module in ``tmp_path``) on
+    a free loopback port, with ``overrides`` replacing the values of its options
     (``workers_kill_timeout`` for ``--workers-kill-timeout``); the server and its URL."""
     port = str(free_port())
-    command = readme_command()
+    command = recommended_command()
     for option, value in {"host": "127.0.0.1", "port": port, **overrides}.items():
         command[command.index("--" + option.replace("_", "-")) + 1] = value
     command[0] = str(Path(sys.executable).with_name("granian"))
@@ -107,7 +109,7 @@ def app(environ, start_response):
 
 def test_the_recommended_command_stops_even_when_told_to_during_startup(tmp_path: Path) -> None:
     """granian workers miss a SIGTERM that arrives while they import the app and then wait
-    forever; the README's --workers-kill-timeout is what makes the server stop anyway."""
+    forever; the recommended --workers-kill-timeout is what makes the server stop anyway."""
     (tmp_path / "slow.py").write_text(SLOW_APP)
     server, _ = start_granian(tmp_path, "slow:app", workers_kill_timeout="2")
     wait_for_log(server, "Spawning worker-", 2)

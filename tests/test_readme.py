@@ -4,7 +4,8 @@
   their comments say what the scripts do.
 - Its example app runs, and works as its comments say.
 - Every command it shows is one its program accepts (``tests/docs_examples.py`` checks them as
-  it checks the docs'), and its production command is the deployment guide's.
+  it checks the docs'). The production command is not among them: the deployment guide alone
+  holds it (the tests that run it read it there), and "In production" links to it.
 - Every relative link resolves: to a page of the docs site (and a heading of it, for an
   anchor), or to a file of the repository; every page of the site is linked from it.
 - ``docs/pypi.md``, the package's description on PyPI, links only to absolute URLs: on PyPI a
@@ -38,8 +39,8 @@ PYPI = DOCS / "pypi.md"
 #: The commands the README starts with, in order.
 FIRST_COMMANDS = ["./run-example.sh", "./run-tests.sh"]
 
-#: Languages of the README's blocks: ``bash`` lines are commands as they are typed (the first
-#: block, and the production command other tests read), ``console`` blocks have ``$ `` prompts.
+#: Languages of the blocks in the README: ``bash`` lines are commands as they are typed (the
+#: first block), ``console`` blocks have ``$ `` prompts.
 LANGUAGES = {"python", "console", "bash"}
 
 
@@ -92,7 +93,7 @@ def test_the_test_commands_comment_names_what_the_script_runs_and_installs() -> 
     comment = first_comment("./run-tests.sh")
     script = (ROOT / "run-tests.sh").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "exec ./run-tests.sh" in ci, "CI runs the README's test command"
+    assert "exec ./run-tests.sh" in ci, "CI runs the test command the README starts with"
     runs = {
         "ruff": ".venv/bin/ruff check .",
         "mypy": ".venv/bin/mypy",
@@ -168,14 +169,20 @@ def test_every_command_is_accepted_by_its_program() -> None:
     assert found == []
 
 
-def granian_command(path: Path) -> str:
-    [command] = re.findall(r"^(?:\$ )?(granian --interface wsgi .*)$", path.read_text(),
-                           re.MULTILINE)
-    return str(command)
+def section(path: Path, title: str) -> str:
+    """The Markdown of the ``## title`` section of ``path``, up to the next ``##`` heading."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", path.read_text(),
+                      re.MULTILINE | re.DOTALL)
+    assert match, f"{path.name} has no section {title!r}"
+    return match.group(1)
 
 
-def test_the_production_command_is_the_deployment_guides() -> None:
-    assert granian_command(README) == granian_command(DOCS / "deployment.md")
+def test_the_production_section_links_to_the_deployment_guides_command() -> None:
+    assert "docs/deployment.md#a-production-server" in markdown_links(
+        section(README, "In production"))
+    assert re.search(r"^\$ granian --interface wsgi .* app:app$",
+                     section(DOCS / "deployment.md", "A production server"), re.MULTILINE)
+    assert "granian --interface" not in README.read_text(), "one copy, the deployment guide's"
 
 
 # --- links -------------------------------------------------------------------------------------
@@ -183,8 +190,13 @@ def test_the_production_command_is_the_deployment_guides() -> None:
 
 def links(path: Path) -> list[str]:
     """Every link and image target of a Markdown file, raw HTML's ``href``/``src`` included."""
+    return markdown_links(path.read_text())
+
+
+def markdown_links(markdown: str) -> list[str]:
+    """Every link and image target of some Markdown, raw HTML's ``href``/``src`` included."""
     found = []
-    pending = tokens(path)
+    pending = MarkdownIt("commonmark").parse(markdown)
     while pending:
         token = pending.pop(0)
         pending[:0] = token.children or []

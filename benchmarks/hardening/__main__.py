@@ -2,7 +2,7 @@
 
 Without ``--long`` it runs the short forms (the ones the test suite runs) and prints their
 figures. The upstream run is made twice, under gunicorn (sync workers, as issue 8 asks) and
-under granian (the server the README recommends); the slow-client run attacks the production
+under granian (the recommended server); the slow-client run attacks the production
 set-up with slow-body and slow-header clients (and, in its long form, granian alone too, for the
 record). ``--only gunicorn``, ``--only granian``, ``--only upstream`` (both), ``--only churn`` or
 ``--only slow`` runs a part; ``--long --only slow`` rewrites the slow-client section of the report

@@ -249,8 +249,8 @@ def start_gunicorn(
 LOG_PROBLEMS = ("Traceback", "WARNING", "ERROR", "CRITICAL", "Exception")
 
 
-#: The options of the README's production command (its Performance section), but for --host,
-#: --port, --workers and the app, which the runs choose.
+#: The options of the deployment guide's production command (docs/deployment.md, "A production
+#: server"), but for --host, --port, --workers and the app, which the runs choose.
 GRANIAN_OPTIONS: dict[str, str] = {
     "--interface": "wsgi", "--http": "1", "--blocking-threads": "1",
     "--workers-kill-timeout": "30",
@@ -260,7 +260,7 @@ GRANIAN_OPTIONS: dict[str, str] = {
 def granian_command(
     app: str, port: int, *, workers: int = 2, options: Mapping[str, str | None] | None = None,
 ) -> list[str]:
-    """The README's granian command on ``127.0.0.1:port``, warnings only; ``options`` adds
+    """The recommended granian command on ``127.0.0.1:port``, warnings only; ``options`` adds
     options or replaces their values (a value of None: a flag without one)."""
     chosen: dict[str, str | None] = {
         **GRANIAN_OPTIONS, "--workers": str(workers), "--host": "127.0.0.1", "--port": str(port),
@@ -277,13 +277,13 @@ def start_granian(
     env: Mapping[str, str] | None = None, ready_path: str = "/",
     options: Mapping[str, str | None] | None = None,
 ) -> ServerProcess:
-    """granian on loopback, as the README recommends for production (HTTP/1, one blocking
+    """granian on loopback, as the deployment guide recommends for production (HTTP/1, one blocking
     thread per worker) unless ``options`` says otherwise; ``app`` is ``module:attribute``."""
     command = granian_command(app, port, workers=workers, options=options)
     return _started(ServerProcess("granian", command, log_path, env=env), port, ready_path)
 
 
-#: The nginx configuration the README recommends in front of granian, as a template.
+#: The nginx configuration the deployment guide recommends in front of granian, as a template.
 NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 
 

@@ -2,7 +2,7 @@
 its headers one line at a time (slow-header), against the production set-up, while a measuring
 client sends ordinary signed events and records their latencies.
 
-Under the README's granian command alone (``--blocking-threads 1``), the WSGI app reads the body
+Under the recommended granian command alone (``--blocking-threads 1``), the WSGI app reads the body
 on the worker's one blocking thread, so a slow-body client holds that thread, and with it every
 other request to its worker, for as long as it keeps sending; a dozen of them stall the whole
 server. With nginx in front (``nginx.conf.template`` beside this file), nginx reads each request
@@ -15,7 +15,7 @@ then the attackers leave and the measuring client goes on for ``after_seconds`` 
 server takes to recover). Attackers whose connection the server closes come back at once: the
 attack lasts as long as the run. Everything is bounded in time and talks to 127.0.0.1 only.
 
-    python -m benchmarks.hardening.slowclients --setup readme --seconds 20
+    python -m benchmarks.hardening.slowclients --setup alone --seconds 20
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ SLOW_BODY_BYTES = 4096
 
 @dataclass(frozen=True)
 class Setup:
-    """A way to serve the app: granian's options (those the README's command does not have, or
-    other values for its own) and whether nginx is in front."""
+    """A way to serve the app: granian's options (those the recommended command does not
+    have, or other values for its own) and whether nginx is in front."""
 
     name: str
     description: str
@@ -74,9 +74,9 @@ class Setup:
         )
 
 
-#: The README's command alone: what the security issue found stalled.
-README = Setup(
-    "readme", "granian alone, the README's command (`--blocking-threads 1`)",
+#: The recommended command alone: what the security issue found stalled.
+ALONE = Setup(
+    "alone", "granian alone, the recommended command (`--blocking-threads 1`)",
 )
 #: Tried in place of the proxy: it holds 12 slow-body clients, not 200 (docs/hardening.md).
 MORE_THREADS = Setup(
@@ -85,11 +85,11 @@ MORE_THREADS = Setup(
     # granian warns that 32 threads are many for the machine's cores.
     expected_warnings=("Configuration allows spawning up to 32 Python threads",),
 )
-#: The recommended set-up: nginx in front of the README's command, on a loopback port.
+#: The recommended set-up: nginx in front of the recommended command, on a loopback port.
 NGINX = Setup(
-    "nginx", "nginx in front of granian (the README's command on 127.0.0.1)", proxy=True,
+    "nginx", "nginx in front of granian (the recommended command on 127.0.0.1)", proxy=True,
 )
-SETUPS = {s.name: s for s in (README, MORE_THREADS, NGINX)}
+SETUPS = {s.name: s for s in (ALONE, MORE_THREADS, NGINX)}
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,13 @@ class Case:
     required: bool = False
 
 
-#: ``python -m benchmarks.hardening --long``: the README's command alone against one slow-body
+#: ``python -m benchmarks.hardening --long``: the recommended command alone against one slow-body
 #: client, slow headers alone and the requirement's 12 + 12; more blocking threads and nginx in
 #: front, each against 12 + 12 and 200 + 200.
 LONG_CASES = (
-    Case(README, replace(LONG_SIDE, slow_body=1, slow_header=0)),
-    Case(README, replace(LONG_SIDE, slow_body=0, slow_header=12)),
-    Case(README, LONG),
+    Case(ALONE, replace(LONG_SIDE, slow_body=1, slow_header=0)),
+    Case(ALONE, replace(LONG_SIDE, slow_body=0, slow_header=12)),
+    Case(ALONE, LONG),
     Case(MORE_THREADS, LONG),
     Case(MORE_THREADS, replace(LONG_SIDE, slow_body=200, slow_header=200)),
     Case(NGINX, LONG, required=True),

@@ -1,5 +1,5 @@
-"""Upstream load: the example chat under gunicorn (or granian, the server the README recommends
-for production), the emulator as its service, both in subprocesses, driven by
+"""Upstream load: the example chat under gunicorn (or granian, the recommended server for
+production), the emulator as its service, both in subprocesses, driven by
 :mod:`benchmarks.hardening.load`.
 
 Each simulated client holds one real WebSocket connection to the emulator (so the app's REST

@@ -1,9 +1,9 @@
-"""Slow clients against the recommended production set-up: nginx in front of the README's
-granian command (``benchmarks.hardening.slowclients``; the long form, with the figures, is
+"""Slow clients against the recommended production set-up: nginx in front of the deployment
+guide's granian command (``benchmarks.hardening.slowclients``; the long form, with the figures, is
 ``python -m benchmarks.hardening --long --only slow``, in docs/hardening.md, "Slow clients").
 
 Found by the security issue, and measured there, not tested here (a test must not assert the bad
-behaviour): under the README's granian command alone (``--blocking-threads 1``), the WSGI app
+behaviour): under the recommended granian command alone (``--blocking-threads 1``), the WSGI app
 reads the request body on the worker's one blocking thread, so a client that sends a signed
 event's body a byte every 5 s holds its worker for as long as it keeps sending. With 12 slow-body
 and 12 slow-header clients connected to 2 workers for 60 s, 46 of the measuring client's 48
@@ -41,7 +41,7 @@ from benchmarks.hardening.slowclients import (
 from flask_webpubsub.core.service import build_event_headers
 from flask_webpubsub.core.wire import MAX_UPSTREAM_BODY_BYTES
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
 @pytest.fixture(autouse=True)
@@ -102,11 +102,12 @@ def test_the_largest_event_passes_through_nginx_and_a_larger_one_is_refused(
     assert "client intended to send too large body: 1114113 bytes" in problems[0]
 
 
-def test_the_hardening_runs_serve_the_readmes_granian_command() -> None:
-    """What the runs start (``procs.granian_command``) is the README's production command, but
-    for the address, the number of workers and the app."""
-    match = re.search(r"^\s*(granian --interface wsgi .*)$", README.read_text(), re.MULTILINE)
-    assert match, "README.md names no granian command"
+def test_the_hardening_runs_serve_the_deployment_guides_granian_command() -> None:
+    """What the runs start (``procs.granian_command``) is the deployment guide's production
+    command, but for the address, the number of workers and the app."""
+    match = re.search(r"^\$ (granian --interface wsgi .*)$", DEPLOYMENT.read_text(),
+                      re.MULTILINE)
+    assert match, "docs/deployment.md names no granian command"
     words = match.group(1).split()[1:-1]  # without "granian" and the app
     options = dict(zip(words[::2], words[1::2], strict=True))
     for chosen in ("--host", "--port", "--workers"):
