@@ -21,7 +21,8 @@ from .core.wire import HUB_NAME_RULE, MAX_UPSTREAM_BODY_BYTES, is_hub_name, orig
 
 logger = logging.getLogger(__name__)
 
-#: ``WEBPUBSUB_*`` key -> (default, meaning). The README's configuration table mirrors this.
+#: ``WEBPUBSUB_*`` key -> (default, meaning). The configuration reference in
+#: docs/configuration.md is generated from it.
 CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "WEBPUBSUB_CONNECTION_STRING": (
         None,
@@ -91,8 +92,9 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "WEBPUBSUB_DIRECT_DISPATCH": (
         False,
         "True: serve the event handler in front of Flask's request handling, in an app "
-        "context only (several times faster; no request context, no before/after_request "
-        "hooks or errorhandlers for upstream requests).",
+        "context only (several times faster; no request context, after_request or "
+        "teardown_request functions or errorhandlers for upstream requests; while the app has "
+        "a before_request function, upstream requests go through Flask, so that it runs).",
     ),
 }
 
