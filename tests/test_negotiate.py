@@ -7,12 +7,15 @@ from typing import Any
 
 import jwt
 import pytest
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from flask import Flask, abort, request, session
 from flask_login import LoginManager, UserMixin, login_user
 
 from flask_webpubsub import NegotiateOptions, WebPubSub
+from flask_webpubsub.core.errors import InvalidTokenError
+from flask_webpubsub.core.service import verify_token
 
-from .support import HOST, PRIMARY_KEY, make_app
+from .support import CONNECTION_STRING, HOST, PRIMARY_KEY, make_app
 
 
 def decode(token: str, audience: str) -> dict[str, Any]:
@@ -169,3 +172,68 @@ def test_get_client_access_from_code(app: Flask, webpubsub: WebPubSub) -> None:
     claims = decode(access["token"], AUD)
     assert claims["sub"] == "dave"
     assert claims["webpubsub.group"] == ["g"]
+
+
+# -- MQTT clients ---------------------------------------------------------------------------------
+
+MQTT_AUD = f"https://{HOST}/clients/mqtt/hubs/chat"
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "MQTT", "Mqtt"])
+def test_negotiate_for_mqtt_clients(app: Flask, webpubsub: WebPubSub, protocol: str) -> None:
+    """The MQTT endpoint and audience, in any case, as the service SDK spells the protocol."""
+    webpubsub.on_negotiate(lambda: NegotiateOptions(
+        user_id="device-1", roles=["webpubsub.joinLeaveGroup.sensors"], groups=["sensors"],
+        minutes_to_expire=10, client_protocol=protocol,
+    ))
+    body = app.test_client().get("/negotiate").get_json()
+    assert body["baseUrl"] == f"wss://{HOST}/clients/mqtt/hubs/chat"
+    assert body["url"] == f"{body['baseUrl']}?access_token={body['token']}"
+    assert jwt.get_unverified_header(body["token"]) == {"alg": "HS256", "typ": "JWT"}
+    claims = decode(body["token"], MQTT_AUD)
+    assert set(claims) == {"aud", "iat", "exp", "sub", "role", "webpubsub.group"}
+    assert (claims["aud"], claims["sub"]) == (MQTT_AUD, "device-1")
+    assert claims["role"] == ["webpubsub.joinLeaveGroup.sensors"]
+    assert claims["webpubsub.group"] == ["sensors"]
+    assert claims["exp"] - claims["iat"] == 600
+    # The token is for the MQTT endpoint only, as the service checks it.
+    assert verify_token(body["token"], [PRIMARY_KEY], MQTT_AUD)["sub"] == "device-1"
+    with pytest.raises(InvalidTokenError, match="audience"):
+        verify_token(body["token"], [PRIMARY_KEY], AUD)
+
+
+def test_mqtt_tokens_are_the_service_sdks(app: Flask, webpubsub: WebPubSub) -> None:
+    """The same URL and claims as ``get_client_access_token(client_protocol="MQTT")``."""
+    options = {"user_id": "device-2", "roles": ["webpubsub.sendToGroup"],
+               "groups": ["a", "b"], "minutes_to_expire": 5}
+    sdk = WebPubSubServiceClient.from_connection_string(CONNECTION_STRING, hub="chat")
+    expected = sdk.get_client_access_token(client_protocol="MQTT", **options)
+    with app.app_context():
+        ours = webpubsub.get_client_access({**options, "client_protocol": "mqtt"})
+    assert ours["baseUrl"] == expected["baseUrl"]
+    sdk_claims = decode(expected["token"], MQTT_AUD)
+    our_claims = decode(ours["token"], MQTT_AUD)
+    for claims in (sdk_claims, our_claims):
+        claims["lifetime"] = claims.pop("exp") - claims.pop("iat")
+    assert our_claims == sdk_claims
+    assert jwt.get_unverified_header(ours["token"]) == jwt.get_unverified_header(
+        expected["token"]
+    )
+
+
+def test_one_app_negotiates_for_browsers_and_devices(app: Flask, webpubsub: WebPubSub) -> None:
+    """The hook chooses the protocol, here from the route's query; the identity stays the
+    app's."""
+
+    @webpubsub.on_negotiate
+    def negotiate() -> NegotiateOptions:
+        protocol = "mqtt" if request.args.get("client") == "mqtt" else "default"
+        return NegotiateOptions(user_id="alice", client_protocol=protocol)
+
+    browser = app.test_client().get("/negotiate").get_json()
+    device = app.test_client().get("/negotiate?client=mqtt").get_json()
+    assert browser["baseUrl"] == f"wss://{HOST}/client/hubs/chat"
+    assert device["baseUrl"] == f"wss://{HOST}/clients/mqtt/hubs/chat"
+    assert decode(device["token"], MQTT_AUD)["sub"] == "alice"
+    with pytest.raises(jwt.InvalidAudienceError):
+        decode(device["token"], AUD)
