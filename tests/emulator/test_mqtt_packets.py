@@ -9,21 +9,29 @@ codec's own tables.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_webpubsub.emulator.mqtt.packets import (
+    MALFORMED_PACKET,
     MQTT_5,
     MQTT_311,
+    PACKET_TOO_LARGE,
+    PROTOCOL_ERROR,
+    TOPIC_NAME_INVALID,
+    UNSUPPORTED_PROTOCOL_VERSION,
     Auth,
     ConnAck,
     Connect,
     Disconnect,
     Packet,
+    PacketError,
     PacketReader,
     PingReq,
     PingResp,
@@ -38,9 +46,11 @@ from flask_webpubsub.emulator.mqtt.packets import (
     Subscription,
     UnsubAck,
     Unsubscribe,
+    UnsupportedProtocolVersion,
     Will,
     decode,
     encode,
+    set_packet_id,
 )
 
 VERSIONS = st.sampled_from([MQTT_311, MQTT_5])
@@ -367,6 +377,19 @@ def test_a_server_packet_decodes_to_itself(data: st.DataObject, version: int) ->
     assert decode(encode(packet, version), version, from_server=True) == expected(packet, version)
 
 
+def test_mqtt_311_drops_what_it_has_no_field_for() -> None:
+    codes = [0x00, 0x02, 0x80, 0x87, 0xA2]
+    suback = encode(SubAck(9, codes, Properties(reason_string="r")), MQTT_311)
+    assert suback == b"\x90\x07\x00\x09\x00\x02\x80\x80\x80"
+    assert encode(PubAck(9, 0x10, Properties(reason_string="r")), MQTT_311) == b"\x40\x02\x00\x09"
+    assert encode(Disconnect(0x04), MQTT_311) == b"\xe0\x00"
+    assert encode(UnsubAck(9, [0x11]), MQTT_311) == b"\xb0\x02\x00\x09"
+    with pytest.raises(ValueError, match="no AUTH"):
+        encode(Auth(), MQTT_311)
+    with pytest.raises(ValueError, match="return code 6"):
+        encode(ConnAck(reason_code=6), MQTT_311)
+
+
 def _chunks(data: st.DataObject, blob: bytes) -> list[bytes]:
     cuts = sorted(data.draw(st.lists(st.integers(0, len(blob)), max_size=10)))
     return [blob[start:end] for start, end in pairwise([0, *cuts, len(blob)])]
@@ -400,3 +423,519 @@ def test_a_server_stream_in_any_chunks_gives_the_same_packets(
         read += reader.feed(chunk)
     assert read == [expected(p, version) for p in packets]
     assert reader.buffered == 0
+
+
+# -- 4. set_packet_id ---------------------------------------------------------------------------
+
+
+@given(st.data(), VERSIONS, PACKET_IDS, st.booleans(), st.sampled_from([0, 200, 20_000, 200_000]))
+def test_set_packet_id_changes_only_the_packet_id_and_dup(
+    data: st.DataObject, version: int, packet_id: int, dup: bool, padding: int
+) -> None:
+    packet = data.draw(publishes().filter(lambda p: p.qos > 0))
+    packet.payload += bytes(padding)  # remaining lengths of 1 to 3 bytes
+    changed = set_packet_id(encode(packet, version), packet_id, dup=dup)
+    want = expected(dataclasses.replace(packet, packet_id=packet_id, dup=dup), version)
+    assert decode(changed, version, from_server=True) == want
+    assert changed == encode(want, version)
+
+
+def test_set_packet_id_refuses_what_has_no_packet_id() -> None:
+    with pytest.raises(ValueError, match="QoS 1 or 2 PUBLISH"):
+        set_packet_id(encode(Publish("t", b"x"), MQTT_5), 1)
+    with pytest.raises(ValueError, match="QoS 1 or 2 PUBLISH"):
+        set_packet_id(encode(PubAck(1), MQTT_5), 2)
+    with pytest.raises(ValueError, match="1-65535"):
+        set_packet_id(encode(Publish("t", b"x", 1, packet_id=1), MQTT_5), 0)
+
+
+# -- 5. Bad input -------------------------------------------------------------------------------
+
+
+def vbi(value: int) -> bytes:
+    """A variable byte integer, shortest form (MQTT 5.0 section 1.5.5)."""
+    out = bytearray()
+    while True:
+        value, digit = divmod(value, 128)
+        out.append(digit | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def u16(value: int) -> bytes:
+    return value.to_bytes(2, "big")
+
+
+def s(text: str | bytes) -> bytes:
+    """An MQTT string from its text or its raw bytes."""
+    data = text.encode() if isinstance(text, str) else text
+    return u16(len(data)) + data
+
+
+def frame(first: int, *body: bytes) -> bytes:
+    data = b"".join(body)
+    return bytes((first,)) + vbi(len(data)) + data
+
+
+def props(*items: bytes) -> bytes:
+    data = b"".join(items)
+    return vbi(len(data)) + data
+
+
+def connect_body(level: int = MQTT_5, flags: int = 0x02, *, properties: bytes = b"\x00") -> bytes:
+    return s("MQTT") + bytes((level, flags)) + u16(30) + (properties if level == MQTT_5 else b"")
+
+
+def refused(
+    data: bytes,
+    version: int | None,
+    code: int,
+    *,
+    from_server: bool = False,
+    error: type[PacketError] = PacketError,
+) -> PacketError:
+    """The error ``data`` is refused with, checked to be exactly ``error`` with ``code``."""
+    with pytest.raises(PacketError) as info:
+        decode(data, version, from_server=from_server)
+    assert type(info.value) is error, info.value
+    assert info.value.reason_code == code, info.value
+    return info.value
+
+
+#: A value of each property, by identifier (MQTT 5.0 section 2.2.2.2).
+PROPERTY_BYTES: dict[str, bytes] = {
+    "payload_format_indicator": b"\x01\x01",
+    "message_expiry_interval": b"\x02\x00\x00\x00\x3c",
+    "content_type": b"\x03" + s("text/plain"),
+    "response_topic": b"\x08" + s("reply"),
+    "correlation_data": b"\x09" + s(b"\x01\x02"),
+    "subscription_identifiers": b"\x0b\x07",
+    "session_expiry_interval": b"\x11\x00\x00\x00\x3c",
+    "assigned_client_identifier": b"\x12" + s("abc"),
+    "server_keep_alive": b"\x13\x00\x3c",
+    "authentication_method": b"\x15" + s("SCRAM"),
+    "authentication_data": b"\x16" + s(b"\x00\xff"),
+    "request_problem_information": b"\x17\x01",
+    "will_delay_interval": b"\x18\x00\x00\x00\x05",
+    "request_response_information": b"\x19\x01",
+    "response_information": b"\x1a" + s("info"),
+    "server_reference": b"\x1c" + s("other"),
+    "reason_string": b"\x1f" + s("why"),
+    "receive_maximum": b"\x21\x00\x0a",
+    "topic_alias_maximum": b"\x22\x00\x0a",
+    "topic_alias": b"\x23\x00\x01",
+    "maximum_qos": b"\x24\x01",
+    "retain_available": b"\x25\x00",
+    "user_properties": b"\x26" + s("k") + s("v"),
+    "maximum_packet_size": b"\x27\x00\x01\x00\x00",
+    "wildcard_subscription_available": b"\x28\x00",
+    "subscription_identifier_available": b"\x29\x00",
+    "shared_subscription_available": b"\x2a\x00",
+}
+PACKET_ID = u16(7)
+
+
+def packet_with(where: str, properties: bytes) -> tuple[bytes, bool]:
+    """A valid MQTT 5 ``where`` packet (or CONNECT with a will) with these properties section,
+    and whether a server sends it."""
+    shapes: dict[str, tuple[int, bytes, bool]] = {
+        "CONNECT": (0x10, connect_body(properties=properties) + s("c"), False),
+        "will": (0x10, connect_body(flags=0x06) + s("c") + properties + s("t") + s(b""), False),
+        "CONNACK": (0x20, b"\x00\x00" + properties, True),
+        "PUBLISH": (0x30, s("t") + properties + b"payload", True),
+        "PUBACK": (0x40, PACKET_ID + b"\x00" + properties, False),
+        "PUBREC": (0x50, PACKET_ID + b"\x00" + properties, False),
+        "PUBREL": (0x62, PACKET_ID + b"\x00" + properties, False),
+        "PUBCOMP": (0x70, PACKET_ID + b"\x00" + properties, False),
+        "SUBSCRIBE": (0x82, PACKET_ID + properties + s("f") + b"\x01", False),
+        "SUBACK": (0x90, PACKET_ID + properties + b"\x01", True),
+        "UNSUBSCRIBE": (0xA2, PACKET_ID + properties + s("f"), False),
+        "UNSUBACK": (0xB0, PACKET_ID + properties + b"\x00", True),
+        "DISCONNECT": (0xE0, b"\x00" + properties, False),
+        "AUTH": (0xF0, b"\x00" + properties, False),
+    }
+    first, body, from_server = shapes[where]
+    return frame(first, body), from_server
+
+
+def properties_of(packet: Packet, where: str) -> Properties:
+    if where == "will":
+        assert isinstance(packet, Connect)
+        assert packet.will is not None
+        return packet.will.properties
+    assert not isinstance(packet, PingReq | PingResp)
+    return packet.properties
+
+
+@pytest.mark.parametrize("where", list(SPEC_PROPERTIES))
+def test_each_packet_takes_exactly_its_properties(where: str) -> None:
+    for name, item in PROPERTY_BYTES.items():
+        if name == "authentication_data" and name in SPEC_PROPERTIES[where]:
+            item = PROPERTY_BYTES["authentication_method"] + item  # data needs a method
+        data, from_server = packet_with(where, props(item))
+        if name in SPEC_PROPERTIES[where]:
+            packet = decode(data, MQTT_5, from_server=from_server)
+            assert getattr(properties_of(packet, where), name) not in (None, []), name
+        else:
+            # "an Identifier which is not valid for its packet type" (MQTT 5.0 section 2.2.2.2)
+            error = refused(data, MQTT_5, MALFORMED_PACKET, from_server=from_server)
+            assert f"{name} has no place" in str(error)
+
+
+@pytest.mark.parametrize("where", list(SPEC_PROPERTIES))
+def test_only_user_properties_and_a_publishs_subscription_ids_repeat(where: str) -> None:
+    for name in SPEC_PROPERTIES[where]:
+        item = PROPERTY_BYTES[name]
+        method = PROPERTY_BYTES["authentication_method"] if name == "authentication_data" else b""
+        data, from_server = packet_with(where, props(method, item, item))
+        repeats = name == "user_properties" or (
+            where == "PUBLISH" and name == "subscription_identifiers"
+        )
+        if repeats:
+            packet = decode(data, MQTT_5, from_server=from_server)
+            assert len(getattr(properties_of(packet, where), name)) == 2
+        else:
+            error = refused(data, MQTT_5, PROTOCOL_ERROR, from_server=from_server)
+            assert f"{name} given twice" in str(error)
+
+
+@pytest.mark.parametrize("kind", [k for k in range(1, 16) if k != 3])
+def test_fixed_header_flags_have_their_reserved_values(kind: int) -> None:
+    required = 0b0010 if kind in (6, 8, 10) else 0  # PUBREL, SUBSCRIBE, UNSUBSCRIBE
+    for flags in range(16):
+        if flags != required:
+            error = refused(frame(kind << 4 | flags, PACKET_ID), MQTT_5, MALFORMED_PACKET)
+            assert "reserved flags" in str(error)
+
+
+def test_reserved_packet_types_are_malformed() -> None:
+    refused(frame(0x00), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0xF0), MQTT_311, MALFORMED_PACKET)  # AUTH is MQTT 5 only
+    assert decode(frame(0xF0), MQTT_5) == Auth()
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_publish_flags(version: int) -> None:
+    properties = b"\x00" if version == MQTT_5 else b""
+    refused(frame(0x36, s("t"), PACKET_ID, properties), version, MALFORMED_PACKET)  # QoS 3
+    refused(frame(0x38, s("t"), properties), version, MALFORMED_PACKET)  # DUP on QoS 0
+    # DUP, QoS 2 and retain, each allowed
+    assert decode(frame(0x3D, s("t"), PACKET_ID, properties), version) == Publish(
+        "t", b"", qos=2, retain=True, dup=True, packet_id=7
+    )
+
+
+def test_remaining_length_is_at_most_4_bytes_in_shortest_form() -> None:
+    refused(b"\xc0\xff\xff\xff\x7f", MQTT_5, MALFORMED_PACKET)  # 5 bytes
+    refused(b"\xc0\x80\x00", MQTT_5, MALFORMED_PACKET)  # 0 in 2 bytes
+    refused(b"\xc0\x80\x80\x00", MQTT_5, MALFORMED_PACKET)
+    refused(b"\xc0", MQTT_5, MALFORMED_PACKET)  # no remaining length at all
+    refused(b"\xc0\x80", MQTT_5, MALFORMED_PACKET)  # cut short
+    reader = PacketReader(1 << 20)
+    with pytest.raises(PacketError) as info:
+        reader.feed(b"\x10\xff\xff\xff\xff")  # refused before any more bytes arrive
+    assert info.value.reason_code == MALFORMED_PACKET
+    # a property length and a property identifier are variable byte integers too
+    refused(frame(0xE0, b"\x00", b"\x80\x00"), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0xE0, b"\x00", props(b"\x9f\x00" + s("why"))), MQTT_5, MALFORMED_PACKET)
+
+
+def test_the_largest_remaining_length_is_read() -> None:
+    reader = PacketReader(1 << 30)
+    assert reader.feed(b"\x30\xff\xff\xff\x7f") == []
+    assert reader.buffered == 5
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xc3\x28",  # a lead byte without its continuation
+        b"\xed\xa0\x80",  # an encoded surrogate, U+D800
+        b"\xc0\xaf",  # an overlong "/"
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"a\x00b",  # U+0000
+    ],
+)
+def test_strings_are_well_formed_utf8_without_nul(raw: bytes) -> None:
+    refused(frame(0x30, s(raw), b"\x00"), MQTT_5, MALFORMED_PACKET)  # topic
+    refused(frame(0x10, connect_body(MQTT_311), s(raw)), None, MALFORMED_PACKET)  # client id
+    user_property = props(b"\x26" + s("k") + s(raw))
+    refused(frame(0xE0, b"\x00", user_property), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0x82, PACKET_ID, s(raw), b"\x00"), MQTT_311, MALFORMED_PACKET)  # filter
+
+
+def test_lengths_do_not_run_past_the_packet() -> None:
+    refused(frame(0x30, u16(5), b"abc"), MQTT_311, MALFORMED_PACKET)  # topic
+    refused(frame(0x32, s("t"), b"\x00"), MQTT_311, MALFORMED_PACKET)  # packet id
+    refused(frame(0x30, s("t"), b"\x05\x01"), MQTT_5, MALFORMED_PACKET)  # properties
+    refused(frame(0x30, s("t"), b"\x03\x03\x00\x05"), MQTT_5, MALFORMED_PACKET)  # content type
+    # a property value may not run past the properties into the payload
+    refused(frame(0x30, s("t"), b"\x02\x02\x00", b"\x00\x00\x01"), MQTT_5, MALFORMED_PACKET)
+    password = u16(9) + b"abc"
+    refused(frame(0x10, connect_body(MQTT_5, 0xC2), s("c"), s("u"), password), None, 0x81)
+    refused(frame(0x40, b"\x00"), MQTT_311, MALFORMED_PACKET)
+    refused(frame(0x20, b"\x00"), MQTT_311, MALFORMED_PACKET, from_server=True)
+
+
+def test_no_bytes_after_the_end_of_a_packet() -> None:
+    refused(frame(0xC0, b"\x00"), MQTT_311, MALFORMED_PACKET)  # PINGREQ
+    refused(frame(0xE0, b"\x00"), MQTT_311, MALFORMED_PACKET)  # 3.1.1 DISCONNECT
+    refused(frame(0x40, PACKET_ID, b"\x00"), MQTT_311, MALFORMED_PACKET)  # 3.1.1 PUBACK
+    refused(frame(0x40, PACKET_ID, b"\x00\x00\x00"), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0xE0, b"\x00\x00\x00"), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0x10, connect_body(MQTT_311), s("c"), b"\x00"), None, MALFORMED_PACKET)
+    refused(frame(0xB0, PACKET_ID, b"\x00"), MQTT_311, MALFORMED_PACKET, from_server=True)
+    refused(frame(0x20, b"\x00\x00\x00"), MQTT_311, MALFORMED_PACKET, from_server=True)
+    # decode() takes exactly one packet
+    refused(frame(0xC0) + frame(0xC0), MQTT_5, MALFORMED_PACKET)
+    refused(frame(0x30, s("t"), b"x")[:-1], MQTT_311, MALFORMED_PACKET)
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_packet_ids_are_not_zero(version: int) -> None:
+    properties = b"\x00" if version == MQTT_5 else b""
+    zero = u16(0)
+    refused(frame(0x32, s("t"), zero, properties), version, PROTOCOL_ERROR)
+    for first in (0x40, 0x50, 0x62, 0x70):
+        refused(frame(first, zero), version, PROTOCOL_ERROR)
+    refused(frame(0x82, zero, properties, s("f"), b"\x00"), version, PROTOCOL_ERROR)
+    refused(frame(0xA2, zero, properties, s("f")), version, PROTOCOL_ERROR)
+    refused(frame(0x90, zero, properties, b"\x00"), version, PROTOCOL_ERROR, from_server=True)
+    refused(frame(0xB0, zero, properties), version, PROTOCOL_ERROR, from_server=True)
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_subscribe_and_unsubscribe_name_a_topic(version: int) -> None:
+    properties = b"\x00" if version == MQTT_5 else b""
+    error = refused(frame(0x82, PACKET_ID, properties), version, PROTOCOL_ERROR)
+    assert "SUBSCRIBE without" in str(error)
+    error = refused(frame(0xA2, PACKET_ID, properties), version, PROTOCOL_ERROR)
+    assert "UNSUBSCRIBE without" in str(error)
+
+
+def test_subscription_options() -> None:
+    def subscribe(version: int, options: int, topic_filter: str = "f") -> bytes:
+        properties = b"\x00" if version == MQTT_5 else b""
+        first = s("a") + b"\x01"
+        return frame(0x82, PACKET_ID, properties, first, s(topic_filter), bytes([options]))
+
+    for reserved in (0x40, 0x80):
+        refused(subscribe(MQTT_5, reserved), MQTT_5, MALFORMED_PACKET)
+    for reserved in (0x04, 0x08, 0x10, 0x20, 0x40, 0x80):
+        refused(subscribe(MQTT_311, reserved), MQTT_311, MALFORMED_PACKET)
+    refused(subscribe(MQTT_5, 0x03), MQTT_5, PROTOCOL_ERROR)  # QoS 3
+    refused(subscribe(MQTT_311, 0x03), MQTT_311, PROTOCOL_ERROR)
+    refused(subscribe(MQTT_5, 0x30), MQTT_5, PROTOCOL_ERROR)  # retain handling 3
+    refused(subscribe(MQTT_5, 0x04, "$share/g/t"), MQTT_5, PROTOCOL_ERROR)  # no local, shared
+    packet = decode(subscribe(MQTT_5, 0x2A, "$share/g/t"), MQTT_5)
+    assert isinstance(packet, Subscribe)
+    assert packet.subscriptions == [
+        Subscription("a", 1),
+        Subscription("$share/g/t", 2, no_local=False, retain_as_published=True, retain_handling=2),
+    ]
+    packet = decode(subscribe(MQTT_5, 0x15), MQTT_5)
+    assert isinstance(packet, Subscribe)
+    assert packet.subscriptions[1] == Subscription("f", 1, no_local=True, retain_handling=1)
+
+
+def test_property_values_the_spec_forbids() -> None:
+    def disconnect(*items: bytes) -> bytes:
+        return frame(0xE0, b"\x00", props(*items))
+
+    def connack(*items: bytes) -> bytes:
+        return frame(0x20, b"\x00\x00", props(*items))
+
+    def connect(*items: bytes) -> bytes:
+        return frame(0x10, connect_body(properties=props(*items)), s("c"))
+
+    for ident in (0x24, 0x25, 0x28, 0x29, 0x2A):  # 0 or 1 in CONNACK
+        refused(connack(bytes([ident, 2])), MQTT_5, PROTOCOL_ERROR, from_server=True)
+    for ident in (0x17, 0x19):  # 0 or 1 in CONNECT
+        refused(connect(bytes([ident, 2])), None, PROTOCOL_ERROR)
+    refused(frame(0x30, s("t"), props(b"\x01\x02")), MQTT_5, PROTOCOL_ERROR)
+    refused(connect(b"\x21\x00\x00"), None, PROTOCOL_ERROR)  # receive maximum 0
+    refused(connect(b"\x27\x00\x00\x00\x00"), None, PROTOCOL_ERROR)  # maximum packet size 0
+    refused(frame(0x30, s("t"), props(b"\x23\x00\x00")), MQTT_5, PROTOCOL_ERROR)  # alias 0
+    refused(frame(0x82, PACKET_ID, props(b"\x0b\x00"), s("f"), b"\x00"), MQTT_5, PROTOCOL_ERROR)
+    refused(connect(PROPERTY_BYTES["authentication_data"]), None, PROTOCOL_ERROR)
+    refused(frame(0xF0, b"\x18", props(PROPERTY_BYTES["authentication_data"])), 5, 0x82)
+    refused(disconnect(b"\x05\x00"), MQTT_5, MALFORMED_PACKET)  # no property 0x05
+    refused(disconnect(b"\x7f\x00"), MQTT_5, MALFORMED_PACKET)
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+@pytest.mark.parametrize("topic", ["a/+/b", "#", "a/#", "+", "sport+", "a#b"])
+def test_topic_names_have_no_wildcards(version: int, topic: str) -> None:
+    properties = b"\x00" if version == MQTT_5 else b""
+    refused(frame(0x30, s(topic), properties, b"x"), version, TOPIC_NAME_INVALID)
+    will = properties + s(topic) + s(b"")
+    refused(frame(0x10, connect_body(version, 0x06), s("c"), will), None, TOPIC_NAME_INVALID)
+    if version == MQTT_5:
+        response = props(b"\x08" + s(topic))
+        refused(frame(0x30, s("t"), response), version, TOPIC_NAME_INVALID)
+
+
+def test_an_empty_topic_name_needs_a_topic_alias() -> None:
+    refused(frame(0x30, s(""), b"x"), MQTT_311, TOPIC_NAME_INVALID)
+    refused(frame(0x30, s(""), b"\x00x"), MQTT_5, TOPIC_NAME_INVALID)
+    packet = decode(frame(0x30, s(""), props(b"\x23\x00\x02"), b"x"), MQTT_5)
+    assert packet == Publish("", b"x", properties=Properties(topic_alias=2))
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_connect_flags(version: int) -> None:
+    def connect(flags: int, *payload: bytes) -> bytes:
+        return frame(0x10, connect_body(version, flags), s("c"), *payload)
+
+    will = (b"\x00" if version == MQTT_5 else b"") + s("t") + s(b"w")
+    refused(connect(0x03), None, MALFORMED_PACKET)  # the reserved flag
+    refused(connect(0x08), None, MALFORMED_PACKET)  # will QoS 1 without will
+    refused(connect(0x10), None, MALFORMED_PACKET)  # will QoS 2 without will
+    refused(connect(0x20), None, MALFORMED_PACKET)  # will retain without will
+    refused(connect(0x1C, will), None, MALFORMED_PACKET)  # will QoS 3
+    packet = decode(connect(0x34, will), None)
+    assert isinstance(packet, Connect)
+    assert packet.will == Will("t", b"w", 2, True)
+    password_only = connect(0x40, s(b"pw"))
+    if version == MQTT_311:
+        refused(password_only, None, MALFORMED_PACKET)
+    else:
+        assert decode(password_only, None) == Connect(MQTT_5, "c", False, 30, password=b"pw")
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "asked"),
+    [("MQIsdp", 3, None), ("MQTT", 3, 3), ("MQTT", 6, 6), ("mqtt", 4, None), ("MQTT", 0, 0)],
+)
+def test_only_mqtt_311_and_5_connect(name: str, level: int, asked: int | None) -> None:
+    data = frame(0x10, s(name), bytes([level, 0x02]), u16(30), s("c"))
+    error = refused(data, None, UNSUPPORTED_PROTOCOL_VERSION, error=UnsupportedProtocolVersion)
+    assert isinstance(error, UnsupportedProtocolVersion)
+    assert error.protocol_version == asked
+
+
+def test_each_side_sends_only_its_packets() -> None:
+    for first, body in [
+        (0x20, b"\x00\x00"),
+        (0x90, PACKET_ID + b"\x00"),
+        (0xB0, PACKET_ID),
+        (0xD0, b""),
+    ]:
+        error = refused(frame(first, body), MQTT_311, PROTOCOL_ERROR)
+        assert "a client must not send" in str(error)
+        decode(frame(first, body), MQTT_311, from_server=True)
+    for first, body in [
+        (0x10, connect_body(MQTT_311) + s("c")),
+        (0x82, PACKET_ID + s("f") + b"\x00"),
+        (0xA2, PACKET_ID + s("f")),
+        (0xC0, b""),
+    ]:
+        error = refused(frame(first, body), MQTT_311, PROTOCOL_ERROR, from_server=True)
+        assert "a server must not send" in str(error)
+        decode(frame(first, body), MQTT_311)
+    # a subscription identifier tells a client which subscription a message matched
+    with_id = frame(0x30, s("t"), props(b"\x0b\x01"))
+    refused(with_id, MQTT_5, PROTOCOL_ERROR)
+    assert decode(with_id, MQTT_5, from_server=True) == Publish(
+        "t", b"", properties=Properties(subscription_identifiers=[1])
+    )
+
+
+def test_reason_codes_are_those_of_the_packet() -> None:
+    refused(frame(0x40, PACKET_ID, b"\x01"), MQTT_5, PROTOCOL_ERROR)
+    refused(frame(0x62, PACKET_ID, b"\x10"), MQTT_5, PROTOCOL_ERROR)
+    refused(frame(0xE0, b"\x05"), MQTT_5, PROTOCOL_ERROR)
+    refused(frame(0xE0, b"\x8c"), MQTT_5, PROTOCOL_ERROR)
+    refused(frame(0xF0, b"\x01\x00"), MQTT_5, PROTOCOL_ERROR)
+    refused(frame(0x20, b"\x00\x01\x00"), MQTT_5, PROTOCOL_ERROR, from_server=True)
+    refused(frame(0x20, b"\x00\x06"), MQTT_311, PROTOCOL_ERROR, from_server=True)
+    refused(frame(0x20, b"\x01\x05"), MQTT_311, PROTOCOL_ERROR, from_server=True)  # refused
+    refused(frame(0x20, b"\x02\x00"), MQTT_311, MALFORMED_PACKET, from_server=True)
+    refused(frame(0x90, PACKET_ID, b"\x00\x03"), MQTT_5, PROTOCOL_ERROR, from_server=True)
+    refused(frame(0x90, PACKET_ID, b"\x87"), MQTT_311, PROTOCOL_ERROR, from_server=True)
+    refused(frame(0xB0, PACKET_ID, b"\x00\x01"), MQTT_5, PROTOCOL_ERROR, from_server=True)
+
+
+def test_a_servers_reader_wants_one_connect_first() -> None:
+    connect = encode(Connect(MQTT_5, "c", True, 30), MQTT_5)
+    with pytest.raises(PacketError) as info:
+        PacketReader(1000).feed(encode(PingReq(), MQTT_5))
+    assert info.value.reason_code == PROTOCOL_ERROR
+    with pytest.raises(PacketError) as info:
+        PacketReader(1000).feed(connect + connect)
+    assert info.value.reason_code == PROTOCOL_ERROR
+    reader = PacketReader(1000)
+    assert reader.feed(connect) == [Connect(MQTT_5, "c", True, 30)]
+    with pytest.raises(PacketError) as info:
+        reader.feed(connect)
+    assert info.value.reason_code == PROTOCOL_ERROR
+
+
+def test_the_reader_refuses_a_packet_over_the_limit_from_its_fixed_header() -> None:
+    connect = encode(Connect(MQTT_311, "c", True, 30), MQTT_311)
+    limit = 100
+    at_limit = encode(Publish("t", bytes(limit - 5)), MQTT_311)  # 2 + 3 + 95
+    assert len(at_limit) == limit
+    reader = PacketReader(limit)
+    assert reader.feed(connect + at_limit) == [
+        Connect(MQTT_311, "c", True, 30),
+        Publish("t", bytes(95)),
+    ]
+    over = encode(Publish("t", bytes(limit - 4)), MQTT_311)
+    for size in (2, 3, len(over)):  # the fixed header of this one is 2 bytes
+        with pytest.raises(PacketError) as info:
+            PacketReader(limit).feed(connect + over[:size])
+        assert info.value.reason_code == PACKET_TOO_LARGE
+    huge = b"\x30\xff\xff\xff\x7f"  # 256 MB announced, refused on its last header byte
+    reader = PacketReader(limit)
+    reader.feed(connect)
+    assert [reader.feed(bytes([byte])) for byte in huge[:4]] == [[], [], [], []]
+    with pytest.raises(PacketError) as info:
+        reader.feed(huge[4:])
+    assert info.value.reason_code == PACKET_TOO_LARGE
+    # an incomplete fixed header as long as the limit cannot start a packet under it
+    reader = PacketReader(3)
+    assert reader.feed(b"\x30\xff") == []
+    with pytest.raises(PacketError) as info:
+        reader.feed(b"\xff")
+    assert info.value.reason_code == PACKET_TOO_LARGE
+
+
+# -- 5b. Fuzz -----------------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=64), VERSIONS, st.booleans())
+def test_random_bytes_raise_nothing_but_packet_error(
+    data: bytes, version: int, from_server: bool
+) -> None:
+    with contextlib.suppress(PacketError):
+        decode(data, version, from_server=from_server)
+
+
+@given(st.data(), VERSIONS, st.booleans())
+def test_damaged_packets_raise_nothing_but_packet_error(
+    data: st.DataObject, version: int, from_server: bool
+) -> None:
+    packets = server_packets(version) if from_server else client_packets(version)
+    blob = bytearray(encode(data.draw(packets), version))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(blob) - 1))
+        blob[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(blob)))
+    with contextlib.suppress(PacketError):
+        damaged = bytes(blob[:cut]) if data.draw(st.booleans()) else bytes(blob)
+        decode(damaged, version, from_server=from_server)
+
+
+@given(st.data(), st.integers(2, 200))
+def test_the_reader_holds_less_than_its_limit(data: st.DataObject, limit: int) -> None:
+    reader = PacketReader(limit)
+    connect = encode(Connect(MQTT_5, "c", True, 30), MQTT_5)
+    chunks = [connect] if data.draw(st.booleans()) else []
+    chunks += data.draw(st.lists(st.binary(max_size=300), max_size=8))
+    try:
+        for chunk in chunks:
+            reader.feed(chunk)
+            assert reader.buffered < limit
+    except PacketError:
+        pass
