@@ -10,8 +10,10 @@ with what went wrong.
 As the service does, a call that fails with 408, a 5xx or a network error is tried again after
 1, 3 and 5 seconds (the same ``ce-id`` and body: handlers must tolerate duplicates); a timeout is
 not retried. No message, log line or trace entry ever holds an upstream URL's query string
-(``?code=...``). The HTTP client has no connection limit: a call waits for its own upstream,
-never for a free slot behind other, slow calls.
+(``?code=...``). Each call, the abuse-protection check included, is one entry of the live trace
+with its request and reply, masked (:meth:`.LiveTrace.add_call`). The HTTP client has no
+connection limit: a call waits for its own upstream, never for a free slot behind other, slow
+calls.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from . import metadata as message_metadata
 from .event_handlers import ANY_HUB, EventHandler, redact_url
 from .faults import NETWORK_ERROR, UpstreamFaults
 from .redact import mask_url, summary
+from .trace import LiveTrace
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class UpstreamReply:
     metadata: Mapping[str, str] = field(default_factory=dict)
     #: Its ``mqtt-*`` headers: the user properties of an MQTT client's reply message.
     mqtt_headers: tuple[tuple[str, str], ...] = ()
+    #: Every header, for the live trace.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +139,8 @@ class Upstream:
         self._validated: set[str] = set()
         self._validating: dict[str, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
+        #: Where each call is recorded, with its request and reply (the emulator's live trace).
+        self.trace: LiveTrace | None = None
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -171,7 +178,7 @@ class Upstream:
                 if hub == ANY_HUB and "{hub}" in handler.url_template:
                     continue  # checked per hub, before the first event
                 try:
-                    await self._validate(handler.url(hub, "validate"))
+                    await self._validate(handler.url(hub, "validate"), hub)
                 except UpstreamValidationError:
                     raise
                 except UpstreamError as exc:
@@ -182,7 +189,7 @@ class Upstream:
                         exc,
                     )
 
-    async def _validate(self, url: str) -> None:
+    async def _validate(self, url: str, hub: str) -> None:
         if url in self._validated:
             return
         pending = self._validating.get(url)
@@ -192,7 +199,7 @@ class Upstream:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._validating[url] = future
         try:
-            await self._options(url)
+            await self._options(url, hub)
             self._validated.add(url)
             future.set_result(None)
         except asyncio.CancelledError:
@@ -205,7 +212,7 @@ class Upstream:
         finally:
             del self._validating[url]
 
-    async def _options(self, url: str) -> None:
+    async def _options(self, url: str, hub: str) -> None:
         """The abuse-protection check (docs/protocol.md section 1), as the service makes it.
 
         The emulator announces its host, without a port, as the service does (its origin is
@@ -216,19 +223,32 @@ class Upstream:
         """
         assert self._http is not None, "call start() first"
         shown = redact_url(url)
+        headers = {"WebHook-Request-Origin": self.origin, "ce-awpsversion": "1.0"}
+        started = time.perf_counter()
+        what = "abuse-protection check"
         try:
             async with self._http.options(
                 url,
-                headers={"WebHook-Request-Origin": self.origin, "ce-awpsversion": "1.0"},
+                headers=headers,
                 allow_redirects=False,
             ) as response:
                 lines = response.headers.getall("WebHook-Allowed-Origin", [])
                 status = response.status
-                reason = (await response.content.read(512)).decode("utf-8", "replace").strip()
+                answer = await response.content.read(512)
+                reason = answer.decode("utf-8", "replace").strip()
+                self._record(hub, None, f"{what} -> {status}", "OPTIONS", url, headers, b"",
+                             started, reply=(status, tuple(response.headers.items()), answer,
+                                             response.headers.get("Content-Type")))
         except asyncio.TimeoutError:
-            raise UpstreamError(f"no answer within {self.timeout:g} s") from None
+            error = f"no answer within {self.timeout:g} s"
+            self._record(hub, None, f"{what} failed: {error}", "OPTIONS", url, headers, b"",
+                         started, error=error)
+            raise UpstreamError(error) from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise UpstreamError(_describe(exc, url)) from None
+            error = _describe(exc, url)
+            self._record(hub, None, f"{what} failed: {error}", "OPTIONS", url, headers, b"",
+                         started, error=error)
+            raise UpstreamError(error) from None
         allowed = [origin for line in lines for origin in split_origins(line)]
         host = origin_host(self.origin)
         if 200 <= status < 300 and any(o == "*" or origin_host(o) == host for o in allowed):
@@ -280,7 +300,7 @@ class Upstream:
         what = f"{event_name} event of connection {connection_id} in hub {hub}"
         started = time.perf_counter()
         try:
-            await self._validate(handler.url(hub, "validate"))
+            await self._validate(handler.url(hub, "validate"), hub)
         except UpstreamValidationError as exc:
             raise UpstreamError(str(exc)) from None
         headers = build_event_headers(
@@ -304,6 +324,15 @@ class Upstream:
         if self._authorization is not None:
             headers["Authorization"] = await self._authorization()
         delays = (0.0, *self.retry_delays)
+        sent = time.perf_counter()
+
+        def record(text: str, reply: UpstreamReply | None = None, error: str | None = None,
+                   attempts: int = 1) -> None:
+            self._record(hub, connection_id, text, "POST", url, headers, body, sent,
+                         content_type=content_type, error=error, attempts=attempts,
+                         reply=None if reply is None else (
+                             reply.status, reply.headers, reply.body, reply.content_type))
+
         for attempt, delay in enumerate(delays, 1):
             if delay:
                 await asyncio.sleep(delay)
@@ -315,6 +344,8 @@ class Upstream:
                     "The upstream %s did not answer the %s within %g s.", shown, what,
                     self.timeout,
                 )
+                error = f"no answer within {self.timeout:g} s"
+                record(f"{event_name} failed: {error}", error=error, attempts=attempt)
                 raise UpstreamError(
                     f"the upstream did not answer within {self.timeout:g} s"
                 ) from None
@@ -324,11 +355,13 @@ class Upstream:
                                    shown, what, exc, delays[attempt])
                     continue
                 logger.warning("The upstream %s failed for the %s: %s.", shown, what, exc)
+                record(f"{event_name} failed: {exc}", error=str(exc), attempts=attempt)
                 raise UpstreamError(f"the upstream failed: {exc}") from None
             if not last and (reply.status == 408 or reply.status >= 500):
                 logger.warning("%s -> %s: %d; trying again in %g s.", what, shown, reply.status,
                                delays[attempt])
                 continue
+            record(f"{event_name} -> {reply.status}", reply, attempts=attempt)
             break
         elapsed = (time.perf_counter() - started) * 1000
         log = logger.info if reply.ok else logger.warning
@@ -382,6 +415,7 @@ class Upstream:
                         (name, value) for name, value in response.headers.items()
                         if name.lower().startswith("mqtt-")
                     ),
+                    headers=tuple(response.headers.items()),
                 )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             if isinstance(exc, asyncio.TimeoutError):
@@ -389,6 +423,31 @@ class Upstream:
             raise _Failure(_describe(exc, url), retryable=True) from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise _Failure(_describe(exc, url)) from None
+
+    def _record(
+        self,
+        hub: str,
+        connection_id: str | None,
+        text: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        started: float,
+        *,
+        content_type: str | None = None,
+        reply: tuple[int, tuple[tuple[str, str], ...], bytes, str | None] | None = None,
+        error: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        """Put one call, with its request and reply (or error), in the live trace."""
+        if self.trace is None:
+            return
+        self.trace.add_call(
+            hub, connection_id, text, method=method, url=url, headers=headers.items(),
+            body=body, content_type=content_type, reply=reply, error=error,
+            duration_ms=(time.perf_counter() - started) * 1000, attempts=attempts,
+        )
 
     def _check_reply(self, reply: UpstreamReply, shown: str, what: str) -> None:
         """Refuse a successful reply the service could not keep: one whose connection state
