@@ -1,11 +1,13 @@
-"""The emulator's own HTTP surface besides the service's: the read-only live page at ``/``, whose
-script polls ``/_emulator/state``, and the fault-injection API under ``/_emulator/``.
+"""The emulator's own HTTP surface besides the service's: the dashboard at ``/``, whose script
+polls ``/_emulator/state``, and the control API under ``/_emulator/``: fault injection (drop,
+half-open drop, close, upstream faults) and sending a message, which goes through the
+emulator's own REST API (:meth:`.Emulator.send_message`), as an app's message does.
 
 The page shows message contents, so it answers only requests whose ``Host`` is one of the
 emulator's names (``localhost``, the host it was started with) or an IP address: a web page the
 developer visits cannot read it through DNS rebinding (its ``Host`` would be the attacker's
-name). The fault API changes things, so it also takes only JSON bodies (a cross-site form cannot
-send one without a CORS preflight, which it never answers) and no foreign ``Origin``.
+name). The control API changes things, so it also takes only JSON bodies (a cross-site form
+cannot send one without a CORS preflight, which it never answers) and no foreign ``Origin``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from flask_webpubsub.core.jsoncodec import decode_json, encode_json
-from flask_webpubsub.core.wire import JSON_CONTENT_TYPE, parse_media_type
+from flask_webpubsub.core.wire import (
+    HUB_NAME_RULE,
+    JSON_CONTENT_TYPE,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_LENGTH,
+    is_hub_name,
+    parse_media_type,
+)
 
 from .faults import UpstreamFault
 from .trace import LiveTrace
@@ -33,12 +42,21 @@ CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011}) 
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: What a message from the dashboard may be sent to.
+TARGETS = ("hub", "connection", "user", "group")
+#: The Content-Type of each data type a message from the dashboard may have.
+DATA_TYPES = {"text": "text/plain; charset=utf-8", "json": JSON_CONTENT_TYPE}
 
 
 class Controls(Protocol):
     """What the fault API does, on the emulator."""
 
     def snapshot(self) -> dict[str, Any]: ...
+
+    async def send_message(
+        self, hub: str, data: bytes, content_type: str, *, to: str = "hub",
+        name: str | None = None,
+    ) -> None: ...
 
     async def drop(self, connection_id: str, hub: str | None = None) -> bool: ...
 
@@ -154,6 +172,36 @@ def add_routes(
         )
         return _done(found)
 
+    async def send(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        hub, to, name = body.get("hub"), body.get("to", "hub"), body.get("name")
+        if not isinstance(hub, str) or not is_hub_name(hub):
+            raise ValueError(f"hub must be a hub name: {HUB_NAME_RULE}")
+        if to not in TARGETS:
+            raise ValueError(f"to must be one of {', '.join(TARGETS)}")
+        if to == "hub":
+            if name not in (None, ""):
+                raise ValueError("a message to the whole hub takes no name")
+            name = None
+        elif not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+            raise ValueError(f"name must be the {to}'s name: 1 to {MAX_NAME_LENGTH} characters")
+        data_type, data = body.get("dataType", "text"), body.get("data")
+        if data_type not in DATA_TYPES:
+            raise ValueError("dataType must be text or json")
+        if not isinstance(data, str):
+            raise ValueError("data must be a string (for json, the JSON text)")
+        if data_type == "json":
+            try:
+                decode_json(data)
+            except (ValueError, RecursionError):
+                raise ValueError("data is not valid JSON") from None
+        try:
+            encoded = data.encode()
+        except UnicodeEncodeError:
+            raise ValueError("data is not valid Unicode text") from None
+        await controls.send_message(hub, encoded, DATA_TYPES[data_type], to=to, name=name)
+        return _json({"sent": f"to {to}" + (f" {name}" if name else f" {hub}")}, status=202)
+
     async def list_faults(request: web.Request) -> web.StreamResponse:
         return _json({"upstream": controls.upstream_faults()})
 
@@ -172,6 +220,7 @@ def add_routes(
         "/_emulator/connections/{connection}/:dropHalfOpen", changes(drop_half_open)
     )
     app.router.add_post("/_emulator/connections/{connection}/:close", changes(close))
+    app.router.add_post("/_emulator/messages", changes(send))
     app.router.add_get("/_emulator/faults/upstream", own_host_only(list_faults))
     app.router.add_post("/_emulator/faults/upstream", changes(add_fault))
     app.router.add_delete("/_emulator/faults/upstream", changes(clear_faults))
@@ -195,7 +244,10 @@ def _done(found: bool) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read() if request.can_read_body else b""
+    try:
+        raw = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raise ValueError(f"the body is larger than {MAX_MESSAGE_BYTES} bytes") from None
     if not raw.strip():
         return {}
     try:

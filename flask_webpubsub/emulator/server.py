@@ -6,23 +6,41 @@ aiohttp server in the caller's event loop (``await start()`` / ``await stop()``)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from flask_webpubsub.core.endpoint import ServiceEndpoint, normalize_endpoint
-from flask_webpubsub.core.wire import HUB_NAME_RULE, MAX_MESSAGE_BYTES, SYSTEM_EVENTS, is_hub_name
+from flask_webpubsub.core.jsoncodec import decode_json
+from flask_webpubsub.core.tokens import build_service_token
+from flask_webpubsub.core.wire import (
+    HUB_NAME_RULE,
+    JSON_SUBPROTOCOL,
+    MAX_MESSAGE_BYTES,
+    MQTT_SUBPROTOCOL,
+    PROTOBUF_SUBPROTOCOL,
+    RELIABLE_JSON_SUBPROTOCOL,
+    RELIABLE_PROTOBUF_SUBPROTOCOL,
+    SYSTEM_EVENTS,
+    is_hub_name,
+)
 
 from . import client_endpoint, page, rest
+from .connection import Connection
 from .event_handlers import ANY_HUB, EventHandler
 from .faults import UpstreamFault
-from .identity import IdentityProvider
-from .redact import RedactingLogger
+from .identity import SERVICE_AUDIENCE, IdentityProvider
+from .redact import RedactingLogger, masked_url
 from .roster import Roster
 from .service import Service
+from .trace import BODY_LIMIT
 from .upstream import RETRY_DELAYS, Upstream
 
 logger = logging.getLogger(__name__)
@@ -32,7 +50,31 @@ logger = logging.getLogger(__name__)
 DEFAULT_KEEPALIVE = 20.0
 
 #: Client protocols of the service that the emulator does not serve, by their path segment.
-_CLIENT_PROTOCOLS = {"socketio": "Socket.IO", "mqtt": "MQTT"}
+_CLIENT_PROTOCOLS = {"socketio": "Socket.IO"}
+#: What the emulator serves, for a client that asked for something else.
+_SERVED = (
+    "It serves WebSocket clients at /client/hubs/{hub} (simple WebSocket, "
+    f"{JSON_SUBPROTOCOL}, {RELIABLE_JSON_SUBPROTOCOL}, {PROTOBUF_SUBPROTOCOL} and "
+    f"{RELIABLE_PROTOBUF_SUBPROTOCOL}) and MQTT clients at /clients/mqtt/hubs/{{hub}}."
+)
+#: The dashboard's name for each client protocol (a subprotocol; None: a simple client).
+PROTOCOL_LABELS = {
+    None: "simple WebSocket",
+    JSON_SUBPROTOCOL: "json",
+    RELIABLE_JSON_SUBPROTOCOL: "reliable json",
+    PROTOBUF_SUBPROTOCOL: "protobuf",
+    RELIABLE_PROTOBUF_SUBPROTOCOL: "reliable protobuf",
+    MQTT_SUBPROTOCOL: "mqtt",
+}
+#: How many members of each group the dashboard lists (it shows every group's size).
+GROUP_MEMBERS_SHOWN = 50
+#: The REST path of a send to each kind of target.
+_SEND_PATHS = {
+    "hub": "/:send",
+    "connection": "/connections/{}/:send",
+    "user": "/users/{}/:send",
+    "group": "/groups/{}/:send",
+}
 
 
 class Emulator:
@@ -126,6 +168,7 @@ class Emulator:
             self.access_keys, self.upstream, recovery_timeout=recovery_timeout,
             ack_delay=ack_delay, identity=identity, anonymous_hubs=anonymous,
         )
+        self.upstream.trace = self.service.trace
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
@@ -245,18 +288,21 @@ class Emulator:
         return self.service.rosters
 
     async def _unsupported_client(self, request: web.Request) -> web.StreamResponse:
-        """A client of a protocol the emulator does not serve (Socket.IO, MQTT, ...): a clear
-        answer and a log line, not a bare 404."""
+        """A client of a protocol the emulator does not serve (Socket.IO, ...), or an MQTT
+        client at a path other than its own: a clear answer and a log line, not a bare 404."""
         protocol = request.match_info["protocol"]
+        hub = request.path.split("/hubs/", 1)[1].split("/")[0] if "/hubs/" in request.path else ""
+        if protocol.lower() == "mqtt":
+            return web.Response(
+                status=404, text=f"No MQTT endpoint at {request.path[:200]}. {_SERVED}"
+            )
         name = _CLIENT_PROTOCOLS.get(protocol.lower(), repr(protocol[:40]))
         reason = (
-            f"This emulator does not serve {name} clients (/clients/{protocol[:40]}/...). It "
-            "serves WebSocket clients at /client/hubs/{hub}: simple WebSocket, "
-            "json.webpubsub.azure.v1 and json.reliable.webpubsub.azure.v1."
+            f"This emulator does not serve {name} clients (/clients/{protocol[:40]}/...). "
+            + _SERVED
         )
         logger.warning("Refused a %s client at %s: the emulator does not serve that protocol.",
                        name, request.path[:200])
-        hub = request.path.split("/hubs/", 1)[1].split("/")[0] if "/hubs/" in request.path else ""
         self.service.trace.add("error", hub[:128].lower(), None,
                                f"{name} client refused: not emulated")
         return web.Response(status=501, text=reason)
@@ -305,32 +351,102 @@ class Emulator:
         """The upstream faults in force."""
         return self.upstream.faults.describe()
 
+    async def send_message(
+        self, hub: str, data: bytes, content_type: str, *, to: str = "hub",
+        name: str | None = None,
+    ) -> None:
+        """Send a message to the whole hub, or to the connection, user or group ``name``
+        (``to``), through the emulator's own REST API: the path an app's message takes.
+        Raises ``ValueError`` with the API's answer when it refuses."""
+        path = _SEND_PATHS[to].format(quote(name or "", safe=""))
+        url = f"{self.url}/api/hubs/{quote(hub, safe='')}{path}?api-version=2024-12-01"
+        if self.identity is not None:
+            credential = self.identity.credential()
+            token = (await asyncio.to_thread(
+                credential.get_token, f"{SERVICE_AUDIENCE}/.default"
+            )).token
+        else:
+            token = build_service_token(url, self.access_keys[0])
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10)
+        ) as http, http.post(URL(url, encoded=True), data=data, headers=headers) as response:
+            if response.status == 202:
+                return
+            answer = await response.read()
+        try:
+            message = str(decode_json(answer)["message"])
+        except (ValueError, KeyError, TypeError):
+            message = answer[:200].decode("utf-8", "replace")
+        raise ValueError(f"the REST API answered {response.status}: {message}")
+
     def snapshot(self) -> dict[str, Any]:
-        """Hubs, connections and groups, as the live page shows them."""
+        """Hubs (configured or in use), their upstream, connections and groups, as the
+        dashboard shows them. Upstream URLs show their query's names, not its values."""
+        rosters = {name: r for name, r in self.service.rosters.items() if not r.idle}
+        names = set(rosters) | {h.lower() for h in self.hub_names} | {
+            h for h in self.upstream.handlers if h != ANY_HUB
+        }
         return {
             "url": self.url,
+            "auth": "Entra ID" if self.identity is not None else "access key",
+            "traceLength": self.service.trace.length,
+            "bodyLimit": BODY_LIMIT,
             "upstream": {
-                hub: [h.redacted for h in handlers]
+                hub: [masked_url(h.url_template) for h in handlers]
                 for hub, handlers in self._event_handlers.items()
             },
-            "hubs": [
+            "hubs": [self._hub_snapshot(name, rosters.get(name)) for name in sorted(names)],
+        }
+
+    def _hub_snapshot(self, name: str, roster: Roster | None) -> dict[str, Any]:
+        handlers = self.upstream.handlers.get(name, self.upstream.handlers.get(ANY_HUB, ()))
+        groups = roster.groups if roster is not None else {}
+        return {
+            "name": name,
+            "upstream": [
                 {
-                    "name": roster.name,
-                    "groups": {g: len(m) for g, m in sorted(roster.groups.items())},
-                    "connections": [
-                        {
-                            "connectionId": c.connection_id,
-                            "userId": c.user_id,
-                            "groups": sorted(c.groups),
-                            "roles": sorted(c.roles),
-                            "subprotocol": c.subprotocol,
-                            "status": "connected" if c.attached else "recovering",
-                            "connectedAt": c.connected_at,
-                        }
-                        for c in roster.connections.values()
+                    "url": masked_url(h.url_template),
+                    "userEvents": sorted(h.user_events),
+                    "systemEvents": sorted(h.system_events),
+                }
+                for h in handlers
+            ],
+            "anonymous": self.service.allows_anonymous(name),
+            "connections": [
+                _connection_snapshot(c)
+                for c in (roster.connections.values() if roster is not None else ())
+            ],
+            "groups": [
+                {
+                    "name": group,
+                    "size": len(members),
+                    "members": [
+                        {"connectionId": c.connection_id, "userId": c.user_id}
+                        for c in list(members.values())[:GROUP_MEMBERS_SHOWN]
                     ],
                 }
-                for roster in sorted(self.service.rosters.values(), key=lambda r: r.name)
-                if not roster.idle
+                for group, members in sorted(groups.items())
             ],
         }
+
+
+def _connection_snapshot(connection: Connection) -> dict[str, Any]:
+    """A connection as the dashboard shows it. An MQTT connection is a session: its groups are
+    its subscriptions, and it is ``offline`` while it waits for its client."""
+    mqtt = connection.subprotocol == MQTT_SUBPROTOCOL
+    if mqtt:
+        status = "online" if connection.attached else "offline"
+    else:
+        status = "connected" if connection.attached else "recovering"
+    return {
+        "connectionId": connection.connection_id,
+        "userId": connection.user_id,
+        "subprotocol": connection.subprotocol,
+        "protocol": PROTOCOL_LABELS.get(connection.subprotocol, connection.subprotocol),
+        "mqtt": mqtt,
+        "groups": sorted(connection.groups),
+        "roles": sorted(connection.roles),
+        "status": status,
+        "connectedAt": connection.connected_at,
+    }

@@ -1,4 +1,5 @@
-"""``python -m flask_webpubsub.emulator`` and the read-only page at ``/``."""
+"""``python -m flask_webpubsub.emulator`` and the state behind the dashboard at ``/`` (the
+dashboard itself: test_dashboard.py)."""
 
 from __future__ import annotations
 
@@ -89,10 +90,13 @@ def test_state_shows_hubs_connections_and_the_trace(bare: EmulatorThread) -> Non
         state: dict[str, Any] = json.loads(body)
     [hub] = state["hubs"]
     assert hub["name"] == "chat"
-    assert hub["groups"] == {"room": 1}
+    assert hub["groups"] == [{"name": "room", "size": 1,
+                              "members": [{"connectionId": connection_id, "userId": "alice"}]}]
+    assert hub["upstream"] == []  # its clients' events are not forwarded
     [connection] = hub["connections"]
     assert connection["connectionId"] == connection_id
     assert (connection["userId"], connection["groups"]) == ("alice", ["room"])
+    assert (connection["protocol"], connection["status"]) == ("json", "connected")
     assert connection["roles"] == sorted(ALL_ROLES)
     texts = [entry["text"] for entry in state["trace"]]
     assert any("joined room" in text for text in texts)
