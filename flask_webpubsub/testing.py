@@ -494,7 +494,7 @@ class MqttTestClient:
         session.result = result
         if not resume:
             if existing is not None:
-                self._end(existing, "The session was replaced by a clean start.", None)
+                self._end(existing, mqtt_facts.SESSION_REPLACED, None)
             session._admit(response, body["subprotocols"])
             self.session = session
             session.connected()

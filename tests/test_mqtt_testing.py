@@ -18,6 +18,8 @@ from flask_webpubsub import (
     DisconnectedEvent,
     GroupJoinedEvent,
     GroupLeftEvent,
+    MqttDisconnectProperties,
+    MqttMessageProperties,
     MqttUserProperty,
     UserEvent,
     UserEventResponse,
@@ -209,6 +211,7 @@ def test_disconnect_ends_a_session_with_its_packet(
     assert result.status == 200
     event = seen[-1]
     assert isinstance(event, DisconnectedEvent)
+    assert isinstance(event.mqtt, MqttDisconnectProperties)
     assert event.reason == "done"
     assert event.mqtt.session_id == session_id
     assert event.mqtt.initiated_by_client is True
@@ -287,6 +290,7 @@ def test_publish_to_an_event_topic_is_a_user_event_with_the_reply_mapped(
     )
     event = seen[-1]
     assert isinstance(event, UserEvent)
+    assert isinstance(event.mqtt, MqttMessageProperties)
     assert (event.event_name, event.data, event.content_type) == (
         "reading", b"21.5", "text/x-celsius"
     )

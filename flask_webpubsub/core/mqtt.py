@@ -23,6 +23,8 @@ SERVER_MESSAGES_TOPIC = "$webpubsub/server/messages"
 STATUS_CODE_PROPERTY = "azure-status-code"
 #: An MQTT user property ``name=value`` travels as the HTTP header ``mqtt-name: value``.
 USER_PROPERTY_HEADER_PREFIX = "mqtt-"
+#: The ``disconnected`` reason of a session that a CONNECT with clean start replaced.
+SESSION_REPLACED = "The session was replaced by a clean start."
 #: A client id the service accepts: letters and digits, 1 to 128 of them.
 CLIENT_ID = re.compile(r"^[0-9A-Za-z]{1,128}$")
 #: How long the service keeps a session after its client dropped, at most (seconds).

@@ -28,8 +28,9 @@ from flask_webpubsub.core.wire import (
 from . import dispatch
 from .codec import Codec, ProtocolViolation
 from .connection import CLOSE_POLICY, MAX_GROUPS, Connection
-from .handshake import ClientRequest, Refused, accept
+from .handshake import ClientRequest, Refused, accept, offered_subprotocols
 from .json_codec import JSON, RELIABLE_JSON
+from .mqtt import endpoint as mqtt_endpoint
 from .protobuf_codec import PROTOBUF, RELIABLE_PROTOBUF
 from .roster import Roster
 from .service import Service
@@ -52,6 +53,7 @@ def add_routes(app: web.Application, service: Service, heartbeat: float | None) 
     endpoint = ClientEndpoint(service, heartbeat)
     for path in ("/client/hubs/{hub}", "/client", "/client/"):
         app.router.add_get(path, endpoint.handle)
+    mqtt_endpoint.add_routes(app, service, heartbeat)
 
 
 class ClientEndpoint:
@@ -68,7 +70,7 @@ class ClientEndpoint:
             return _text(400, "Invalid hub name: use /client/hubs/{hub} or /client/?hub={hub}.")
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return _text(400, "This endpoint takes WebSocket connections.")
-        offered = _offered_subprotocols(request)
+        offered = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
         if "awps_connection_id" in request.query:
             return await self._recover(request, hub_name, offered)
         plain = SIMPLE
@@ -244,11 +246,6 @@ class ClientEndpoint:
 
 def _text(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason)
-
-
-def _offered_subprotocols(request: web.Request) -> list[str]:
-    header = ",".join(request.headers.getall("Sec-WebSocket-Protocol", []))
-    return [p.strip() for p in header.split(",") if p.strip()]
 
 
 def _frame_error(error: WebSocketError) -> str:

@@ -68,7 +68,7 @@ class Writer(Protocol):
 
 
 #: Asks the connection's roster to end it (``connection``, ``reason``, close ``code``) soon.
-EndLater = Callable[["Connection", str, int], None]
+EndLater = Callable[["Connection", "str | None", int], None]
 
 
 class ResendBuffer:
@@ -364,6 +364,10 @@ class Connection:
         if self._resend is not None:
             self._wait_for_recovery()
         return writer
+
+    def disconnected_body(self, reason: str | None) -> dict[str, object]:
+        """The body of the ``disconnected`` event its end sends upstream."""
+        return {"reason": reason}
 
     async def close(self, reason: str | None, code: int) -> None:
         """End it: tell the client why (if its protocol can), close the socket, forget what it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +37,24 @@ _MAX_REASON = 512
 
 
 class Refused(Exception):
-    """The client is not accepted: the handshake's HTTP status, and why (no secrets)."""
+    """The client is not accepted: the handshake's HTTP status, and why (no secrets).
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``mqtt_code`` and ``mqtt_user_properties`` are what a rejection in the MQTT JSON form
+    asked an MQTT client to be told."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        mqtt_code: int | None = None,
+        mqtt_user_properties: Sequence[tuple[str, str]] = (),
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.mqtt_code = mqtt_code
+        self.mqtt_user_properties = tuple(mqtt_user_properties)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class Accepted:
     connection_id: str
     admission: Admission
     connection_state: str | None
+    #: The MQTT user properties the upstream's reply gives the client (in its CONNACK).
+    mqtt_user_properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,26 +90,43 @@ class _Candidate:
     user_id: str | None
     subprotocol: str | None = None
     connection_state: str | None = None
+    #: An MQTT client's network connection (``ce-physicalConnectionId``).
+    physical_connection_id: str | None = None
 
 
 async def accept(
-    service: Service, client: ClientRequest, spoken: Container[str | None]
+    service: Service,
+    client: ClientRequest,
+    spoken: Container[str | None],
+    *,
+    claims: Mapping[str, Any] | None = None,
+    connection_id: str | None = None,
+    physical_connection_id: str | None = None,
+    mqtt: Mapping[str, Any] | None = None,
 ) -> Accepted:
     """Check the token (none at all is fine in a hub that allows anonymous connections) and ask
     the upstream (``connect``, when a handler takes it).
 
-    The subprotocol is the upstream's choice, else the first offered one in ``spoken``.
+    The subprotocol is the upstream's choice, else the first offered one in ``spoken``. An MQTT
+    client, whose token was checked (:func:`verify`) when its socket opened, is asked about on
+    each CONNECT packet: its ``claims``, its client id as ``connection_id``, its network
+    connection's id, and the ``mqtt`` member of the event's body.
     """
     hub_name = client.hub_name.lower()
-    claims = _verify(service, client)
+    if claims is None:
+        claims = verify(service, client)
     sub = claims.get("sub")
     token = Admission(
         user_id=sub if isinstance(sub, str) and sub else None,
         roles=tuple(_strings(claims.get("role"))),
-        groups=tuple(_strings(claims.get("webpubsub.group"))),
+        groups=tuple(_strings(claims.get("webpubsub.group") or claims.get("group"))),
         subprotocol=next((p for p in client.subprotocols if p in spoken), None),
     )
-    candidate = _Candidate(hub_name, uuid.uuid4().hex, token.user_id)
+    candidate = _Candidate(
+        hub_name, connection_id or uuid.uuid4().hex, token.user_id,
+        subprotocol=token.subprotocol if mqtt is not None else None,
+        physical_connection_id=physical_connection_id,
+    )
     handler = service.upstream.handler(hub_name, "connect", system=True)
     if handler is None:
         return Accepted(candidate.connection_id, token, None)
@@ -106,6 +137,8 @@ async def accept(
         "subprotocols": list(client.subprotocols),
         "clientCertificates": [],
     }
+    if mqtt is not None:
+        body["mqtt"] = dict(mqtt)
     try:
         reply = await service.upstream.send(
             handler, candidate, "connect", encode_json(body), JSON_CONTENT_TYPE, system=True
@@ -114,7 +147,8 @@ async def accept(
         service.trace.add("error", hub_name, candidate.connection_id, f"connect failed: {exc}")
         raise Refused(500, f"The upstream connect event failed: {exc}") from None
     if not reply.ok:
-        reason = read_rejection(reply.body)[0][:_MAX_REASON]
+        reason, mqtt_code = read_rejection(reply.body)
+        reason = reason[:_MAX_REASON]
         service.trace.add(
             "upstream", hub_name, candidate.connection_id,
             f"connect rejected: {reply.status} {reason}".rstrip(),
@@ -122,6 +156,8 @@ async def accept(
         raise Refused(
             reply.status if 400 <= reply.status < 500 else 500,
             reason or f"The upstream rejected the connection ({reply.status}).",
+            mqtt_code=mqtt_code,
+            mqtt_user_properties=_mqtt_user_properties(reply.body),
         )
     try:
         response = decode_connect_reply(reply.body if reply.status != 204 else b"")
@@ -133,10 +169,24 @@ async def accept(
     except ValueError as exc:
         logger.warning("%s.", str(exc)[0].upper() + str(exc)[1:])
         raise Refused(500, "The upstream chose a subprotocol the client did not offer.") from None
-    return Accepted(candidate.connection_id, admission, reply.next_connection_state(None))
+    return Accepted(
+        candidate.connection_id, admission, reply.next_connection_state(None),
+        tuple((p.name, p.value) for p in response.mqtt_user_properties or ()),
+    )
 
 
-def _verify(service: Service, client: ClientRequest) -> dict[str, Any]:
+def _mqtt_user_properties(body: bytes) -> list[tuple[str, str]]:
+    """The ``mqtt.userProperties`` of a rejection in the MQTT JSON form (none otherwise)."""
+    try:
+        properties = decode_connect_reply(body).mqtt_user_properties
+    except (ValueError, RecursionError):
+        return []
+    return [(p.name, p.value) for p in properties or ()]
+
+
+def verify(service: Service, client: ClientRequest) -> dict[str, Any]:
+    """The claims of the client's access token; :class:`Refused` (401) without a valid one,
+    unless the hub allows anonymous clients."""
     if not client.token:
         if service.allows_anonymous(client.hub_name):
             return {}  # the hub's anonymousConnectPolicy is allow: no claims, no user
@@ -148,6 +198,12 @@ def _verify(service: Service, client: ClientRequest) -> dict[str, Any]:
         service.trace.add("error", client.hub_name.lower(), None, f"client token refused: {exc}")
         logger.info("Refused a client of hub %s: %s.", client.hub_name, exc)
         raise Refused(401, f"Unauthorized: {str(exc).capitalize()}.") from None
+
+
+def offered_subprotocols(headers: Iterable[str]) -> list[str]:
+    """The subprotocols a client offers, in its order, from its ``Sec-WebSocket-Protocol``
+    header lines."""
+    return [p.strip() for p in ",".join(headers).split(",") if p.strip()]
 
 
 def _strings(value: Any) -> list[str]:

@@ -171,6 +171,14 @@ class DataMessage:
     stream: StreamInfo | None = None
     #: Seconds from now within which it must reach a client, or never (None: no limit).
     ttl: float | None = None
+    #: The group a server message (a REST send to a group) went to: MQTT subscribers get it on
+    #: that topic (clients of the Web PubSub protocols get it as a server message).
+    sent_to_group: str | None = None
+    #: The QoS it was published with: an MQTT client's PUBLISH QoS; 1 for everything else (an
+    #: MQTT subscriber gets it at the lower of this and its subscription's QoS).
+    qos: int = 1
+    #: The MQTT 5 properties of an MQTT client's PUBLISH, passed on to MQTT subscribers.
+    mqtt_properties: object = None
     #: The :func:`time.monotonic` time after which it is dropped (from ``ttl``).
     expires: float | None = field(default=None, init=False)
     #: Its frame in each client protocol, by codec: encoded once for all recipients of the

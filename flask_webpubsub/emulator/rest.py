@@ -163,6 +163,7 @@ async def _send(
     description: str,
     *,
     excludable: bool = True,
+    group: str | None = None,
 ) -> web.StreamResponse:
     payload = await _payload(request)
     predicate = _filter(request.query.get("filter"))
@@ -176,7 +177,7 @@ async def _send(
     roster = service.rosters.get(hub_name)
     count = 0
     if roster is not None:
-        message = DataMessage(payload, metadata=metadata, ttl=ttl or None)
+        message = DataMessage(payload, metadata=metadata, ttl=ttl or None, sent_to_group=group)
         for connection in list(targets(roster)):
             if connection.connection_id in excluded or (predicate and not predicate(connection)):
                 continue
@@ -204,7 +205,8 @@ async def send_to_group(
     request: web.Request, service: Service, hub_name: str
 ) -> web.StreamResponse:
     group = _name(request, "group")
-    return await _send(request, service, hub_name, lambda r: r.members(group), f"group {group}")
+    return await _send(request, service, hub_name, lambda r: r.members(group), f"group {group}",
+                       group=group)
 
 
 async def send_to_connection(

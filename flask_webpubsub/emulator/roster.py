@@ -87,10 +87,12 @@ class Roster:
         codec: Codec,
         admission: Admission,
         connection_state: str | None,
+        *,
+        kind: type[Connection] = Connection,
     ) -> Connection:
-        """A new connection, in no group yet."""
+        """A new connection (a ``kind`` of it: an MQTT session is one too), in no group yet."""
         groups: set[str] = set()
-        connection = Connection(
+        connection = kind(
             self.name,
             connection_id,
             codec,
@@ -127,9 +129,9 @@ class Roster:
             "disconnected" + (f": {reason}" if reason else ""),
         )
         if notify_upstream:
-            self._host.notify(connection, "disconnected", {"reason": reason})
+            self._host.notify(connection, "disconnected", connection.disconnected_body(reason))
 
-    def end_later(self, connection: Connection, reason: str, code: int) -> None:
+    def end_later(self, connection: Connection, reason: str | None, code: int) -> None:
         """:meth:`end` in the background (for a connection that ends itself)."""
         self._host.spawn(self.end(connection, reason, code=code))
 
