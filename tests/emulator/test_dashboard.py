@@ -535,3 +535,32 @@ def test_what_the_trace_masks() -> None:
         "<2 bytes of application/octet-stream>", False)
     assert mask_body(b'{"token": "abc", "x": "password=pw&y=1', "application/json", 4096) == (
         '{"token": "***", "x": "password=***&y=1', False)
+
+
+def test_an_mqtt_session_shows_its_topics_its_state_and_no_password(browser: Browser) -> None:
+    from .mqtt_support import mqtt_stack
+
+    password = b"mqtt-Secret-Password-2718"
+    with mqtt_stack() as stack:
+        client = stack.client("sensor1", session_expiry=60, username="sensor",
+                              password=password)
+        assert client.connect()[0] == 0
+        client.subscribe("sensors/temperature")
+        context = browser.new_context(viewport=WIDE)
+        try:
+            page = context.new_page()
+            page.goto(stack.emulator.url + "/")
+            row = page.locator("#connections tr", has_text="mqtt")
+            expect(row).to_contain_text("subscriptions: sensors/temperature")
+            expect(row).to_contain_text("online")
+            connect_call = page.locator("#trace .cat-upstream", has_text="connect -> 200")
+            connect_call.locator("summary").click()
+            expect(connect_call.locator("pre.body").first).to_contain_text('"password": "***"')
+            assert password.decode() not in page.content()
+
+            row.get_by_role("button", name=re.compile("^Close or drop")).click()
+            page.select_option("#act-action", "drop")
+            page.click("#act button[type=submit]")
+            expect(row).to_contain_text("offline (waiting for its client)")
+        finally:
+            context.close()
