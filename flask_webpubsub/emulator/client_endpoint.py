@@ -146,18 +146,14 @@ class ClientEndpoint:
     async def _recover(
         self, request: web.Request, hub_name: str, offered: list[str]
     ) -> web.StreamResponse:
+        """A reliable client comes back to its connection; one that cannot be recovered gets
+        404, which tells the client to give up and open a new connection (the service's
+        answer, "How to create reliable clients": 404 ends recovery, a 5xx or a socket error
+        is retried)."""
         connection_id = request.query.get("awps_connection_id", "")
         token = request.query.get("awps_reconnection_token", "")
         roster = self.service.rosters.get(hub_name.lower())
         connection = roster.connections.get(connection_id) if roster is not None else None
-        subprotocol = offered[0] if offered else None
-        if connection is not None and connection.subprotocol in offered:
-            subprotocol = connection.subprotocol
-        ws = self._socket(subprotocol)
-        try:
-            await ws.prepare(request)
-        except (ConnectionError, RuntimeError):
-            return ws
         if (
             roster is None
             or connection is None
@@ -166,9 +162,18 @@ class ClientEndpoint:
             or not hmac.compare_digest(token.encode(), connection.reconnection_token.encode())
         ):
             reason = "The connection cannot be recovered: it is unknown, expired or closed."
-            self.service.trace.add("connection", hub_name.lower(), connection_id or None, reason)
-            # Only the close code says so (client spec 1.4): a disconnected message here would
-            # replace the reason the client was given when its connection was closed.
+            self.service.trace.add("connection", hub_name.lower(), connection_id[:128] or None,
+                                   reason)
+            return _text(404, reason)
+        subprotocol = offered[0] if offered else None
+        if connection.subprotocol in offered:
+            subprotocol = connection.subprotocol
+        ws = self._socket(subprotocol)
+        try:
+            await ws.prepare(request)
+        except (ConnectionError, RuntimeError):
+            return ws
+        if connection.ended:  # ended while the socket was upgraded
             await ws.close(code=CLOSE_POLICY, message=b"Connection cannot be recovered")
             return ws
         writer = SocketWriter(ws, request.transport, self.service.spawn)

@@ -30,7 +30,7 @@ from flask_webpubsub.core.wire import (
 )
 
 from . import metadata as message_metadata
-from .connection import CLOSE_NORMAL, MAX_GROUPS, Connection
+from .connection import MAX_GROUPS, Connection
 from .messages import DataMessage
 from .odata import FilterError, parse_filter
 from .payload import Payload
@@ -415,7 +415,7 @@ async def _close(
     service.trace.add("rest", hub_name, None, f"close {what} ({len(connections)} connections)")
     logger.info("REST close %s in hub %s: %d connections.", what, hub_name, len(connections))
     if roster is not None:
-        await asyncio.gather(*(roster.end(c, reason, code=CLOSE_NORMAL) for c in connections))
+        await asyncio.gather(*(roster.end(c, reason) for c in connections))
     return _status(204)
 
 

@@ -181,7 +181,8 @@ class Service:
         self, connection_id: str, code: int, reason: str | None, hub: str | None = None
     ) -> bool:
         """Close a connection with a close frame of ``code`` and ``reason`` (fault injection;
-        the REST API's close always sends 1000); whether it was found."""
+        the REST API's close sends 1008, which ends a reliable client's connection for good);
+        whether it was found."""
         found = self.find(connection_id, hub)
         if found is None:
             return False

@@ -156,10 +156,11 @@ def test_reliable_sequence_ids_acks_and_recovery(bare: EmulatorThread, sockets: 
     base = bare.url.replace("http", "ws", 1)
     recovery = (f"{base}/client/hubs/{HUB}?awps_connection_id={connection_id}"
                 "&awps_reconnection_token=")
-    bad = open_ws(sockets, recovery + "wrong", RELIABLE)
-    code, seen = closed_with(bad)
-    # Only the close code: a disconnected message would hide why the connection was closed.
-    assert (code, seen) == (1008, [])
+    # A connection that cannot be recovered is a 404: the client gives up and starts anew.
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(sockets, recovery + "wrong", RELIABLE)
+    assert refused.value.response.status_code == 404
+    assert b"cannot be recovered" in refused.value.response.body
 
     again = open_ws(sockets, recovery + token, RELIABLE)
     assert json.loads(again.recv(timeout=5))["connectionId"] == connection_id
@@ -176,6 +177,13 @@ def test_unrecovered_connection_expires(sockets: ExitStack) -> None:
         connected = json.loads(ws.recv(timeout=5))
         assert emulator.drop(connected["connectionId"])
         wait_for(lambda: not emulator.emulator.hubs[HUB].connections, what="the expiry")
+        # Too late: the service answers 404, and the client opens a new connection instead.
+        base = emulator.url.replace("http", "ws", 1)
+        with pytest.raises(InvalidStatus) as refused:
+            open_ws(sockets, f"{base}/client/hubs/{HUB}?awps_connection_id="
+                             f"{connected['connectionId']}&awps_reconnection_token="
+                             f"{connected['reconnectionToken']}", RELIABLE)
+        assert refused.value.response.status_code == 404
 
 
 INVALID_FRAMES = {

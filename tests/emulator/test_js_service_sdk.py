@@ -76,7 +76,7 @@ def test_the_js_service_sdk_drives_the_rest_api(bare: EmulatorThread) -> None:
                                                      "direct"]
             assert received[1]["from"] == "server"
         code, seen = read_until_closed(lambda: json.loads(bob.recv(timeout=5)))
-    assert code == 1000
+    assert code == 1008
     assert seen == [{"type": "system", "event": "disconnected",
                      "message": "closed by the service SDK"}]  # nothing sent to alice reached bob
     with connect(steps["token"]["url"], subprotocols=subprotocols(JSON)) as carol:

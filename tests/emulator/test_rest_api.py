@@ -326,19 +326,20 @@ def test_existence_and_closing(
 
     service.close_connection(a.connection_id, reason="bye")
     assert a.receive() == {"type": "system", "event": "disconnected", "message": "bye"}
-    _assert_closed(a, 1000)
+    # 1008: the service ended the connection, so a reliable client does not try to recover it.
+    _assert_closed(a, 1008)
     assert not service.connection_exists(a.connection_id)
     assert not service.user_exists("a")
 
     service.close_group_connections("g", reason="group closed")
     assert b.receive()["message"] == "group closed"
-    _assert_closed(b, 1000)
+    _assert_closed(b, 1008)
     service.close_user_connections("c")
-    _assert_closed(c, 1000, skip_system=True)
+    _assert_closed(c, 1008, skip_system=True)
     service.close_all_connections(excluded=[d.connection_id])
     assert service.connection_exists(d.connection_id)
     service.close_all_connections()
-    _assert_closed(d, 1000, skip_system=True)
+    _assert_closed(d, 1008, skip_system=True)
 
 
 def _assert_closed(client: Client, code: int, skip_system: bool = False) -> None:
