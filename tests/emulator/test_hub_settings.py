@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from flask_webpubsub.emulator import Emulator, EmulatorThread
 
-from .conftest import JSON, KEY, Stack, bare_url, start_stack, subprotocols
+from .conftest import JSON, KEY, Stack, start_stack, subprotocols
 
 
 @pytest.fixture
@@ -71,7 +71,6 @@ def test_the_command_line_takes_the_policy() -> None:
 
 @pytest.mark.parametrize(("path", "name"), [
     ("/clients/socketio/hubs/chat/?EIO=4&transport=polling", "Socket.IO"),
-    ("/clients/mqtt/hubs/chat", "MQTT"),
     ("/clients/whatever/hubs/chat", "'whatever'"),
 ])
 def test_a_protocol_the_emulator_does_not_serve_gets_a_clear_answer(
@@ -88,13 +87,3 @@ def test_a_protocol_the_emulator_does_not_serve_gets_a_clear_answer(
                for r in caplog.records)
     last = bare.emulator.service.trace.since(0)[-1]
     assert last["text"] == f"{name} client refused: not emulated"
-
-
-def test_an_mqtt_websocket_client_is_refused_at_the_handshake(bare: EmulatorThread) -> None:
-    url = bare_url(bare, "u").replace("/client/hubs/", "/clients/mqtt/hubs/")
-    with pytest.raises(InvalidStatus) as refused:
-        connect(url, subprotocols=subprotocols("mqtt"))
-    assert refused.value.response.status_code == 501
-    assert b"does not serve MQTT clients" in refused.value.response.body
-    with connect(bare_url(bare, "u"), subprotocols=subprotocols(JSON)) as ws:  # still served
-        assert json.loads(ws.recv(timeout=5))["event"] == "connected"
