@@ -19,11 +19,12 @@ from pathlib import Path
 
 from flask import Flask
 
-from benchmarks import emulator, inprocess, loopback, negotiate
+from benchmarks import emulator, inprocess, loopback, mqtt, negotiate
 from benchmarks.apps import bare_app, extension_app
 from benchmarks.emulator import EmulatorSettings
 from benchmarks.fixtures import TEXT_EVENT
 from benchmarks.loopback import Entry, LoadSettings
+from benchmarks.mqtt import MqttSettings
 from benchmarks.report import load_average, machine, node_versions, python_versions, render
 from benchmarks.results import Metric, Table
 from benchmarks.servers import (
@@ -47,7 +48,7 @@ REFERENCE_SERVER = "bjoern"
 #: tests/test_production_server.py); the HTTP target is judged on it.
 RECOMMENDED_SERVER = "granian WSGI (--http 1 --blocking-threads 1)"
 RECOMMENDED = f"flask_webpubsub with direct dispatch on {RECOMMENDED_SERVER}"
-PARTS = ("inprocess", "tokens", "http", "emulator")
+PARTS = ("inprocess", "tokens", "http", "emulator", "mqtt")
 HTTP_TABLES = ("http_one", "http_one_duel", "http_whole", "http_whole_duel")
 
 
@@ -63,6 +64,7 @@ class Settings:
     #: At most this many Python servers per HTTP phase (the smoke run keeps one).
     max_python_servers: int
     emulator: EmulatorSettings
+    mqtt: MqttSettings
 
 
 FULL = Settings(
@@ -74,6 +76,9 @@ FULL = Settings(
     duels=("http_one", "http_whole"),
     max_python_servers=len(PYTHON_SERVERS),
     emulator=EmulatorSettings(clients=1000, messages=50, repeats=5),
+    mqtt=MqttSettings(
+        clients=1000, messages=50, repeats=5, memory_steps=(1000, 2000), upstream=True
+    ),
 )
 SMOKE = Settings(
     repeats=3,
@@ -84,6 +89,7 @@ SMOKE = Settings(
     duels=("http_whole",),
     max_python_servers=1,
     emulator=EmulatorSettings(clients=20, messages=2, repeats=1),
+    mqtt=MqttSettings(clients=20, messages=2, repeats=1, memory_steps=(20, 40), upstream=False),
 )
 
 
@@ -314,7 +320,35 @@ def headline(tables: dict[str, Table]) -> list[str]:
             f"(target < 100 ms: {_verdict(p99, 100, False)}), {memory or 0:.0f} KB per idle "
             f"connection (target < 50 KB: {_verdict(memory, 50, False)})."
         )
+    if "mqtt" in tables and tables["mqtt"].contenders:
+        lines.append(_mqtt_headline(tables["mqtt"]))
     return lines
+
+
+def _mqtt_headline(table: Table) -> str:
+    def median(name: str) -> float:
+        return table.contender(name).median("value") or 0.0
+
+    qos0, qos1 = (median(mqtt.ratio_name(n)) for n in (mqtt.QOS0, mqtt.QOS1))
+    largest = max(mqtt.memory_steps(table), default=0)
+    return (
+        f"- MQTT on the emulator: group fan-out to MQTT 5 subscribers at **{qos0:.2f}x** the "
+        f"JSON WebSocket clients' deliveries/s at QoS 0 ({_verdict(qos0 or None, 0.8, True)}) "
+        f"and **{qos1:.2f}x** at QoS 1 ({_verdict(qos1 or None, 0.8, True)}; target >= 0.8x); "
+        f"{median(mqtt.setup_name('MQTT', False)):,.0f} MQTT sessions/s set up against "
+        f"{median(mqtt.setup_name('JSON', False)):,.0f} JSON connections/s; "
+        f"{median(mqtt.memory_name('MQTT', largest)):.0f} KB per idle MQTT session against "
+        f"{median(mqtt.memory_name('JSON', largest)):.0f} KB per JSON connection "
+        f"({largest:,} of each)."
+    )
+
+
+def _mqtt_text(load: str) -> list[str]:
+    facts = machine()
+    return [
+        f"Measured on {facts['date']}: {facts['cpu']}, {facts['cores']} cores, {facts['os']}, "
+        f"Python {sys.version.split()[0]}; load average {load} before this part.",
+    ]
 
 
 METHOD = [
@@ -333,6 +367,15 @@ METHOD = [
     "emulator does to send it, and on two cores it would set the rate. The handshake is "
     "checked, pings are answered, and after each timed repeat every client is checked to have "
     "received every message once, in order.",
+    "- MQTT: the clients are minimal MQTT 5 clients over WebSocket (benchmarks/mqttload.py) on the "
+    "same reader, building and checking packets with the emulator's own MQTT codec; while timed "
+    "they only store frames and answer each QoS 1 PUBLISH with a PUBACK, and every packet is "
+    "decoded and checked afterwards (topic, QoS, packet id, each message once, in order, one "
+    "PUBACK per message). Messages are sent through the REST API (send to group, text), so the "
+    "JSON and MQTT fan-outs have the same sender; the QoS 0 subscribers subscribe at QoS 0 "
+    "(REST sends are QoS 1), and the three fan-outs alternate in every repeat. With the "
+    "upstream, the emulator forwards only `connect`, to the benchmark app (direct dispatch) "
+    "under granian, one worker.",
 ]
 
 
@@ -370,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     if "emulator" in parts:
         log("emulator")
         tables["emulator"] = emulator.run(settings.emulator)
+    mqtt_text: list[str] = []
+    if "mqtt" in parts:
+        log("MQTT on the emulator")
+        mqtt_text = _mqtt_text(load_average())
+        tables["mqtt"] = mqtt.run(settings.mqtt)
 
     versions = python_versions(python)
     versions.update(node_versions(NODE_DIR / "node_modules"))
@@ -390,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             [tables[k] for k in ("tokens", "negotiate") if k in tables],
         ),
         ("Emulator", [], [tables[k] for k in ("emulator",) if k in tables]),
+        ("MQTT on the emulator", mqtt_text, [tables[k] for k in ("mqtt",) if k in tables]),
     ]
     elapsed = time.monotonic() - started
     method = [

@@ -54,6 +54,20 @@ def test_benchmark_smoke_produces_figures(tmp_path: Path) -> None:
             assert ours
             assert all(c["samples"]["rps"][0] > 0 for c in ours)
 
+    mqtt = tables["mqtt"]["contenders"]
+    assert not tables["mqtt"]["notes"][0].startswith("Not measured"), tables["mqtt"]["notes"]
+    for name in (
+        "MQTT connection setup (CONNECT to CONNACK, no upstream; connections/s)",
+        "JSON connection setup (until the connected message, no upstream; connections/s)",
+        "fan-out, JSON WebSocket (deliveries/s)",
+        "fan-out, MQTT 5, QoS 0 (deliveries/s)",
+        "fan-out, MQTT 5, QoS 1 (PUBACK) (deliveries/s)",
+        "fan-out, MQTT 5, QoS 1 (PUBACK) / JSON, same repeat (x, target >= 0.8)",
+    ):
+        assert min(mqtt[name]["samples"]["value"]) > 0, name
+    assert any(name.startswith("MQTT memory per idle session") for name in mqtt)
+
     text = report.read_text()
     assert "## Headline" in text
     assert "the bare Flask route" in text
+    assert "## MQTT on the emulator" in text
