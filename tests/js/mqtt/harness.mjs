@@ -68,6 +68,7 @@ export function describe(packet) {
     contentType: properties.contentType ?? null,
     correlationData: properties.correlationData ? properties.correlationData.toString("utf8") : null,
     userProperties: properties.userProperties ?? null,
+    messageExpiry: properties.messageExpiryInterval ?? null,
   };
 }
 
