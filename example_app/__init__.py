@@ -5,7 +5,8 @@ groups, messages are user events the app validates, stores (SQLite, the last 50 
 sends to the room with the service client; arrivals and departures are announced; each
 connection counts its messages in its connection state. The page uses the official browser
 client, ``@azure/web-pubsub-client``, vendored in ``static/vendor/`` by ``vendor/build.sh``.
-Without ``WEBPUBSUB_CONNECTION_STRING`` it runs on the built-in emulator.
+Without ``WEBPUBSUB_CONNECTION_STRING`` it runs on the built-in emulator. ``--device`` adds an
+MQTT device to the chat, a thermometer (``device.py``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``python -m example_app``: the chat on http://127.0.0.1:5000, on the built-in emulator
-unless WEBPUBSUB_CONNECTION_STRING names a real Azure Web PubSub resource.
+unless WEBPUBSUB_CONNECTION_STRING names a real Azure Web PubSub resource. ``--device`` runs a
+simulated MQTT device too, a thermometer in #general (``example_app/device.py``).
 
 Environment: EXAMPLE_HOST (127.0.0.1), EXAMPLE_PORT (5000), EMULATOR_PORT (8080),
 EXAMPLE_LOG_LEVEL (INFO; DEBUG adds every HTTP request), EXAMPLE_ENTRA (1: the emulator plays
@@ -9,15 +10,22 @@ SECRET_KEY.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from . import store
 from .server import ChatServer, PortInUseError
+
+if TYPE_CHECKING:
+    from .device import Device
 
 #: The variable that moves each of the example's ports.
 PORT_VARIABLES = {"chat": "EXAMPLE_PORT", "emulator": "EMULATOR_PORT"}
@@ -26,6 +34,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: request and response of the service client, headers and all, at INFO) and werkzeug's access
 #: log. A chat message is several requests; they are worth reading only when debugging.
 PER_REQUEST_LOGGERS = ("azure", "werkzeug")
+#: How long the example waits for its device to connect before saying it has not.
+DEVICE_CONNECT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,42 @@ def options_from(environ: Mapping[str, str]) -> Options:
     )
 
 
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line: settings are in the environment; ``--device`` adds the device."""
+    parser = argparse.ArgumentParser(
+        prog="python -m example_app",
+        description="The example chat, on the built-in emulator unless "
+        "WEBPUBSUB_CONNECTION_STRING is set. Its settings are environment variables: "
+        "EXAMPLE_HOST, EXAMPLE_PORT, EMULATOR_PORT, EXAMPLE_LOG_LEVEL, EXAMPLE_ENTRA, SECRET_KEY.",
+    )
+    parser.add_argument(
+        "--device", action="store_true",
+        help="also run a simulated MQTT device (paho-mqtt): a thermometer, thermo, that posts "
+        "readings in #general and answers \"@thermo status\" there",
+    )
+    return parser.parse_args(argv)
+
+
+def start_device(server: ChatServer) -> Device:
+    """The thermometer, connected to the running chat (or not yet: see its log)."""
+    from .device import Device
+
+    device = Device(server.url).start()
+    device.online.wait(DEVICE_CONNECT_SECONDS)
+    return device
+
+
+def stop_device(device: Device, server: ChatServer, seconds: float = 5.0) -> None:
+    """Disconnect the device, and give the chat the time to tell its room that it left before
+    the emulator stops."""
+    device.stop()
+    deadline = time.monotonic() + seconds
+    assert server.app is not None
+    with server.app.app_context():
+        while device.name in store.members(device.room) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def configure_logging(level_name: str) -> None:
     """The example's choice, made here and not in the library (which never configures
     logging): ``level_name`` for the chat, the extension and the emulator; the per-request
@@ -84,12 +130,20 @@ def port_in_use(exc: PortInUseError) -> str:
     return message
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
         options = options_from(os.environ)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if arguments.device:
+        try:
+            import paho.mqtt.client  # noqa: F401
+        except ImportError:
+            print("error: the device needs paho-mqtt: pip install 'paho-mqtt>=2.1' "
+                  "(./run-example.sh installs it)", file=sys.stderr)
+            return 1
     configure_logging(options.log_level)
     server = ChatServer(
         host=options.host,
@@ -121,6 +175,18 @@ def main() -> int:
             "  Azure Web PubSub: the hub's event handler must reach this app's /eventhandler, "
             f"for example through `awps-tunnel run --hub chat --upstream {server.url}`"
         )
+    try:
+        device = start_device(server) if arguments.device else None
+    except OSError as exc:  # the device could not sign in to the chat
+        print(f"error: the device cannot reach the chat at {server.url}: {exc}", file=sys.stderr)
+        server.stop()
+        return 1
+    if device is not None and device.online.is_set():
+        lines.append(f"  MQTT device: {device.name} posts readings in #{device.room} every "
+                     f"{device.interval:g} s; say “@{device.name} status” there")
+    elif device is not None:
+        lines.append(f"  MQTT device: {device.name} has not connected "
+                     f"({device.refused or 'see the log'})")
     lines.append("  Ctrl+C stops.")
     print("", *lines, "", sep="\n", flush=True)
 
@@ -134,6 +200,8 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if device is not None:
+            stop_device(device, server)
         server.stop()
     return 0
 

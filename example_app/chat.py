@@ -6,6 +6,12 @@ is where and announces it. Messages are user events too: validated here, stored,
 the room's group. Replies to user events are always 200, even for a refused message, because
 the service closes a client's connection after any other status. A name belongs to one person
 (one browser session, however many tabs) at a time: signing in and negotiating claim it.
+
+MQTT clients (the example's device, ``example_app/device.py``) take part in the same way. They
+negotiate with ``?client=mqtt`` for a token of the service's MQTT endpoint, and their session is
+the connection: the room's group is their topic, each of their user events a PUBLISH to
+``$webpubsub/server/events/{name}``. Their tokens grant no roles, as the pages' do not, so they
+can neither subscribe to a room (join its group) nor publish to one themselves.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from azure.core.exceptions import AzureError
-from flask import abort, current_app, flash, session
+from flask import abort, current_app, flash, request, session
 
 from flask_webpubsub import (
     ConnectedEvent,
@@ -121,6 +127,8 @@ def negotiate() -> NegotiateOptions:
     Only the person who holds the name gets a token for it. They hold it from signing in, and
     keep it by negotiating (every page load and reconnect does) or by staying connected; a name
     whose holder went away may be taken by somebody else, and then the holder is signed out.
+    A device signs in the same way and asks with ``?client=mqtt`` for a token of the service's
+    MQTT endpoint; everything else about the token is the same.
     """
     if "name" not in session or "person" not in session:
         abort(401, "sign in first")
@@ -132,7 +140,8 @@ def negotiate() -> NegotiateOptions:
         session.pop("name")
         flash(name_in_use(name))
         abort(409, "that name is in use")
-    return NegotiateOptions(user_id=name)
+    protocol = "mqtt" if request.args.get("client") == "mqtt" else "default"
+    return NegotiateOptions(user_id=name, client_protocol=protocol)
 
 
 @webpubsub.on_connect
@@ -144,9 +153,17 @@ def connect(event: ConnectEvent) -> ConnectResponse:
         abort(403, problem)
     assert event.user_id is not None
     store.forget_refusal(event.user_id)
-    # The page asks for the room it was in (after a reconnect) in the query string.
+    # The page asks for the room it was in (after a reconnect) in the query string, and a
+    # device for its room in the query string of the MQTT endpoint's URL.
     requested = event.query.get("room", [""])[0]
     room = room_or_none(requested) or current_app.config["CHAT_ROOMS"][0]
+    if event.mqtt is not None:
+        # An MQTT client: the user id is its token's, as for a page (its CONNECT's user name
+        # and password are not looked at). The service applies this reply's group to a new
+        # session only, and the example's device starts a clean one each time.
+        version = "5.0" if event.mqtt.protocol_version == 5 else "3.1.1"
+        logger.info("MQTT %s client %s connects as %r to #%s", version, event.connection_id,
+                    event.user_id, room)
     event.state["room"] = room
     event.state["sent"] = 0
     return ConnectResponse(groups=[room])
@@ -218,6 +235,12 @@ def message(event: UserEvent) -> dict[str, Any]:
     if room is None or event.user_id is None:
         return error("Join a room first.")
     data = event.data.get("text") if isinstance(event.data, dict) else event.data
+    if event.mqtt is not None and isinstance(data, bytes):
+        # MQTT 3.1.1 has no content type: every payload arrives as binary. Text is UTF-8.
+        try:
+            data = data.decode()
+        except UnicodeDecodeError:
+            return error("A message is UTF-8 text.")
     if not isinstance(data, str):
         return error("A message is text.")
     text = data.strip()
