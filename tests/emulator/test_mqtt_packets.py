@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
+import time
+from collections.abc import Callable
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
+import paho.mqtt.client as paho
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties as PahoProperties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from flask_webpubsub.emulator.mqtt.packets import (
     MALFORMED_PACKET,
@@ -54,6 +63,8 @@ from flask_webpubsub.emulator.mqtt.packets import (
 )
 
 VERSIONS = st.sampled_from([MQTT_311, MQTT_5])
+#: The machine running the tests may be busy: no test is slow, but one example may be late.
+NO_DEADLINE = settings(deadline=None)
 
 # -- Strategies ---------------------------------------------------------------------------------
 
@@ -365,12 +376,14 @@ def expected(packet: Packet, version: int) -> Packet:
 # -- 1. Round trips -----------------------------------------------------------------------------
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS)
 def test_a_client_packet_decodes_to_itself(data: st.DataObject, version: int) -> None:
     packet = data.draw(connects(version) | client_packets(version))
     assert decode(encode(packet, version), version) == expected(packet, version)
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS)
 def test_a_server_packet_decodes_to_itself(data: st.DataObject, version: int) -> None:
     packet = data.draw(server_packets(version))
@@ -395,6 +408,7 @@ def _chunks(data: st.DataObject, blob: bytes) -> list[bytes]:
     return [blob[start:end] for start, end in pairwise([0, *cuts, len(blob)])]
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS)
 def test_a_client_stream_in_any_chunks_gives_the_same_packets(
     data: st.DataObject, version: int
@@ -412,6 +426,7 @@ def test_a_client_stream_in_any_chunks_gives_the_same_packets(
     assert reader.buffered == 0
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS)
 def test_a_server_stream_in_any_chunks_gives_the_same_packets(
     data: st.DataObject, version: int
@@ -428,6 +443,7 @@ def test_a_server_stream_in_any_chunks_gives_the_same_packets(
 # -- 4. set_packet_id ---------------------------------------------------------------------------
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS, PACKET_IDS, st.booleans(), st.sampled_from([0, 200, 20_000, 200_000]))
 def test_set_packet_id_changes_only_the_packet_id_and_dup(
     data: st.DataObject, version: int, packet_id: int, dup: bool, padding: int
@@ -904,6 +920,7 @@ def test_the_reader_refuses_a_packet_over_the_limit_from_its_fixed_header() -> N
 # -- 5b. Fuzz -----------------------------------------------------------------------------------
 
 
+@NO_DEADLINE
 @given(st.binary(max_size=64), VERSIONS, st.booleans())
 def test_random_bytes_raise_nothing_but_packet_error(
     data: bytes, version: int, from_server: bool
@@ -912,6 +929,7 @@ def test_random_bytes_raise_nothing_but_packet_error(
         decode(data, version, from_server=from_server)
 
 
+@NO_DEADLINE
 @given(st.data(), VERSIONS, st.booleans())
 def test_damaged_packets_raise_nothing_but_packet_error(
     data: st.DataObject, version: int, from_server: bool
@@ -927,6 +945,7 @@ def test_damaged_packets_raise_nothing_but_packet_error(
         decode(damaged, version, from_server=from_server)
 
 
+@NO_DEADLINE
 @given(st.data(), st.integers(2, 200))
 def test_the_reader_holds_less_than_its_limit(data: st.DataObject, limit: int) -> None:
     reader = PacketReader(limit)
@@ -939,3 +958,395 @@ def test_the_reader_holds_less_than_its_limit(data: st.DataObject, limit: int) -
             assert reader.buffered < limit
     except PacketError:
         pass
+
+
+# -- 2 and 3. Against paho-mqtt over loopback TCP -----------------------------------------------
+
+#: Text paho-mqtt decodes: it also refuses U+FEFF, which MQTT only advises against.
+PAHO_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00\ufeff"), max_size=12)
+PAHO_TOPIC = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00\ufeff+#"), min_size=1, max_size=12
+)
+SOCKET_TESTS = settings(max_examples=30, deadline=None)
+
+
+def _camel(name: str) -> str:
+    """paho's name of a property: ``maximum_qos`` is ``MaximumQoS``."""
+    special = {
+        "user_properties": "UserProperty",
+        "subscription_identifiers": "SubscriptionIdentifier",
+        "maximum_qos": "MaximumQoS",
+    }
+    return special.get(name) or "".join(word.title() for word in name.split("_"))
+
+
+def to_paho(properties: Properties, packet_type: int) -> PahoProperties:
+    out = PahoProperties(packet_type)  # type: ignore[no-untyped-call]
+    for f in dataclasses.fields(Properties):
+        value = getattr(properties, f.name)
+        if value not in (None, []):
+            setattr(out, _camel(f.name), value)
+    return out
+
+
+def from_paho(properties: PahoProperties | None) -> Properties:
+    out = Properties()
+    for f in dataclasses.fields(Properties):
+        if properties is not None and hasattr(properties, _camel(f.name)):
+            value = getattr(properties, _camel(f.name))
+            if f.name == "user_properties":
+                value = [tuple(pair) for pair in value]
+            setattr(out, f.name, value)
+    return out
+
+
+def _paho_reads(properties: Properties) -> bool:
+    """Whether paho-mqtt reads these properties (it refuses U+FEFF in strings)."""
+    texts = [v for v in dataclasses.astuple(properties) if isinstance(v, str)]
+    texts += [key + value for key, value in properties.user_properties]
+    return not any("\ufeff" in text for text in texts)
+
+
+def _paho_limits(properties: Properties) -> Properties:
+    """``properties`` within paho-mqtt's limits: it caps the Maximum Packet Size to the largest
+    possible packet, where MQTT allows any four-byte integer; and it takes the server's keep-alive
+    as its own, which must be too long to ping during the test."""
+    size, keep_alive = properties.maximum_packet_size, properties.server_keep_alive
+    return dataclasses.replace(
+        properties,
+        maximum_packet_size=None if size is None else min(size, 268_435_455),
+        server_keep_alive=None if keep_alive is None else max(keep_alive, 60),
+    )
+
+
+class PahoLink:
+    """A paho-mqtt client connected over loopback TCP to a server end read with our
+    :class:`PacketReader`; both are driven from the test's thread (paho's ``loop``)."""
+
+    def __init__(self, version: int, client_id: str = "paho", *, clean: bool = True) -> None:
+        self.version = version
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if version == MQTT_5 else paho.MQTTv311,
+            clean_session=None if version == MQTT_5 else clean,
+        )
+        self.reader = PacketReader(1 << 20)
+        self.conn: socket.socket | None = None
+        self.received: list[Packet] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.log: list[str] = []
+        client = self.client
+        client.on_connect = lambda _c, _u, flags, code, props: self.events.append(
+            ("connect", flags.session_present, code.value, props)
+        )
+        client.on_message = lambda _c, _u, message: self.events.append(("message", message))
+        client.on_subscribe = lambda _c, _u, mid, codes, props: self.events.append(
+            ("subscribe", mid, [code.value for code in codes], props)
+        )
+        client.on_unsubscribe = lambda _c, _u, mid, codes, props: self.events.append(
+            ("unsubscribe", mid, [code.value for code in codes], props)
+        )
+        client.on_disconnect = lambda _c, _u, _flags, code, props: self.events.append(
+            ("disconnect", code.value, props)
+        )
+        client.on_log = lambda _c, _u, _level, text: self.log.append(text)
+
+    def connect(self, **options: Any) -> Connect:
+        """paho's CONNECT, decoded."""
+        self.client.connect("127.0.0.1", self.listener.getsockname()[1], **options)
+        self.conn, _ = self.listener.accept()
+        self.conn.setblocking(False)
+        [packet] = self.receive(1)
+        assert isinstance(packet, Connect)
+        return packet
+
+    def accept(self, connack: ConnAck | None = None) -> tuple[Any, ...]:
+        """Our CONNACK sent, and paho's on_connect arguments."""
+        self.send(connack or ConnAck())
+        return self.event("connect")
+
+    def send(self, packet: Packet) -> None:
+        assert self.conn is not None
+        self.conn.sendall(encode(packet, self.version))
+
+    def pump(self, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 5
+        while not done():
+            assert time.monotonic() < deadline, "paho and the server end did not get there"
+            self.client.loop(0.002)
+            assert self.conn is not None
+            try:
+                data = self.conn.recv(65536)
+            except BlockingIOError:
+                continue
+            self.received += self.reader.feed(data)
+
+    def receive(self, count: int) -> list[Packet]:
+        """The next ``count`` packets paho sends."""
+        self.pump(lambda: len(self.received) >= count)
+        packets, self.received = self.received[:count], self.received[count:]
+        return packets
+
+    def event(self, name: str) -> tuple[Any, ...]:
+        """The next paho callback, which must be ``name``."""
+        self.pump(lambda: bool(self.events))
+        event = self.events.pop(0)
+        assert event[0] == name, event
+        return event[1:]
+
+    def __enter__(self) -> PahoLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client._sock_close()  # the socket, if a test ends before paho closes it
+        self.client._reset_sockets()
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
+@st.composite
+def paho_connects(draw: st.DrawFn, version: int) -> Connect:
+    """A CONNECT paho can be asked to send."""
+    packet = draw(connects(version))
+    packet.client_id = draw(PAHO_TEXT.filter(bool))
+    packet.keep_alive = draw(st.integers(10, 0xFFFF))  # no PINGREQ of its own during the test
+    if packet.username is None:
+        packet.password = None  # paho sends a password only after a username
+    packet.properties = _paho_limits(packet.properties)
+    return packet
+
+
+@SOCKET_TESTS
+@given(st.data(), VERSIONS)
+def test_paho_connect_decodes_as_sent(
+    data: st.DataObject, version: int
+) -> None:
+    want = data.draw(paho_connects(version))
+    with PahoLink(version, want.client_id, clean=want.clean_start) as link:
+        if want.username is not None:
+            # paho's hint says str; it sends bytes as they are
+            link.client.username_pw_set(want.username, cast(Any, want.password))
+        if want.will is not None:
+            will = want.will
+            will_properties = to_paho(will.properties, PacketTypes.WILLMESSAGE)
+            link.client.will_set(
+                will.topic, will.payload, will.qos, will.retain, will_properties or None
+            )
+        options: dict[str, Any] = {"keepalive": want.keep_alive}
+        if version == MQTT_5:
+            options["clean_start"] = want.clean_start
+            options["properties"] = to_paho(want.properties, PacketTypes.CONNECT)
+        assert link.connect(**options) == expected(want, version)
+
+
+@st.composite
+def paho_subscriptions(draw: st.DrawFn) -> Subscription:
+    subscription = draw(subscriptions())
+    subscription.topic_filter = draw(PAHO_TOPIC)  # paho checks filters; any name is one
+    return subscription
+
+
+@SOCKET_TESTS
+@given(
+    st.data(),
+    VERSIONS,
+    st.lists(paho_subscriptions(), min_size=1, max_size=4),
+    st.lists(PAHO_TOPIC, min_size=1, max_size=4),
+)
+def test_paho_session_packets_decode_as_sent(
+    data: st.DataObject,
+    version: int,
+    subscribe_to: list[Subscription],
+    unsubscribe_from: list[str],
+) -> None:
+    with PahoLink(version) as link:
+        link.connect()
+        link.accept()
+        v5 = version == MQTT_5
+
+        for qos in (0, 1, 2):
+            sent = data.draw(publishes(from_server=False))
+            sent.topic = data.draw(PAHO_TOPIC)
+            sent.properties.topic_alias = None
+            info = link.client.publish(
+                sent.topic,
+                sent.payload,
+                qos,
+                sent.retain,
+                to_paho(sent.properties, PacketTypes.PUBLISH) if v5 else None,
+            )
+            packet_id = info.mid if qos else None
+            want = dataclasses.replace(sent, qos=qos, dup=False, packet_id=packet_id)
+            assert link.receive(1) == [expected(want, version)]
+            if qos == 1:
+                link.send(PubAck(info.mid))
+            elif qos == 2:
+                link.send(PubRec(info.mid))
+                assert link.receive(1) == [PubRel(info.mid)]
+                link.send(PubComp(info.mid))
+            link.pump(info.is_published)
+
+        subscribe_properties = data.draw(properties("SUBSCRIBE", one_subscription_identifier=True))
+        if v5:
+            _, mid = link.client.subscribe(
+                [
+                    (
+                        s.topic_filter,
+                        SubscribeOptions(
+                            s.qos, s.no_local, s.retain_as_published, s.retain_handling
+                        ),
+                    )
+                    for s in subscribe_to
+                ],
+                properties=to_paho(subscribe_properties, PacketTypes.SUBSCRIBE),
+            )
+        else:
+            _, mid = link.client.subscribe([(s.topic_filter, s.qos) for s in subscribe_to])
+        assert mid is not None
+        want_subscribe = Subscribe(mid, subscribe_to, subscribe_properties)
+        assert link.receive(1) == [expected(want_subscribe, version)]
+
+        unsubscribe_properties = data.draw(properties("UNSUBSCRIBE"))
+        _, mid = link.client.unsubscribe(
+            unsubscribe_from,
+            to_paho(unsubscribe_properties, PacketTypes.UNSUBSCRIBE) if v5 else None,
+        )
+        assert mid is not None
+        want_unsubscribe = Unsubscribe(mid, unsubscribe_from, unsubscribe_properties)
+        assert link.receive(1) == [expected(want_unsubscribe, version)]
+
+        link.client._send_pingreq()  # what paho sends when the keep-alive runs out
+        assert link.receive(1) == [PingReq()]
+
+        # PUBACK, PUBREC and PUBCOMP answering the server's QoS 1 and 2 messages
+        link.send(Publish("t/1", b"one", 1, packet_id=11))
+        assert link.receive(1) == [PubAck(11)]
+        link.send(Publish("t/2", b"two", 2, packet_id=12))
+        assert link.receive(1) == [PubRec(12)]
+        link.send(PubRel(12))
+        assert link.receive(1) == [PubComp(12)]
+
+        goodbye = data.draw(
+            st.builds(
+                Disconnect,
+                st.sampled_from([0x00, 0x04, 0x80, 0x83, 0x87, 0x90, 0x93, 0x95, 0x99]),
+                properties("DISCONNECT").map(
+                    lambda p: dataclasses.replace(p, server_reference=None)  # the server's
+                ),
+            )
+        )
+        link.client.disconnect(
+            ReasonCode(PacketTypes.DISCONNECT, identifier=goodbye.reason_code) if v5 else None,
+            to_paho(goodbye.properties, PacketTypes.DISCONNECT) if v5 else None,
+        )
+        assert link.receive(1) == [expected(goodbye, version)]
+
+
+def _paho_message(message: paho.MQTTMessage, version: int) -> Publish:
+    return Publish(
+        message.topic,
+        bytes(message.payload),
+        message.qos,
+        message.retain,
+        message.dup,
+        message.mid if message.qos else None,
+        from_paho(message.properties) if version == MQTT_5 else Properties(),
+    )
+
+
+PAHO_CONNACK_PROPERTIES = properties("CONNACK").filter(_paho_reads).map(_paho_limits)
+
+
+@SOCKET_TESTS
+@given(
+    st.data(),
+    VERSIONS,
+    st.booleans(),
+    PAHO_CONNACK_PROPERTIES,
+    st.lists(reason("SUBACK"), min_size=1, max_size=4),
+    st.lists(reason("UNSUBACK"), min_size=1, max_size=4),
+)
+def test_paho_decodes_what_we_send(
+    data: st.DataObject,
+    version: int,
+    session_present: bool,
+    connack_properties: Properties,
+    suback_codes: list[int],
+    unsuback_codes: list[int],
+) -> None:
+    with PahoLink(version) as link:
+        link.connect()
+        v5 = version == MQTT_5
+        draw = data.draw
+        connack = ConnAck(session_present, 0, connack_properties)
+        present, code, got_properties = link.accept(connack)
+        assert (present, code) == (session_present, 0)
+        if v5:
+            assert from_paho(got_properties) == connack_properties
+
+        for qos in (0, 1, 2):
+            sent = draw(publishes())
+            sent = dataclasses.replace(
+                sent,
+                topic=draw(PAHO_TOPIC),
+                qos=qos,
+                dup=sent.dup and qos > 0,
+                packet_id=draw(PACKET_IDS) if qos else None,
+                properties=dataclasses.replace(sent.properties, topic_alias=None),
+            )
+            assume(_paho_reads(sent.properties))
+            link.send(sent)
+            if qos == 2:
+                assert link.receive(1) == [PubRec(sent.packet_id or 0)]
+                link.send(PubRel(sent.packet_id or 0))
+            (message,) = link.event("message")
+            assert _paho_message(message, version) == expected(sent, version)
+            if qos == 1:
+                assert link.receive(1) == [PubAck(sent.packet_id or 0)]
+            elif qos == 2:
+                assert link.receive(1) == [PubComp(sent.packet_id or 0)]
+
+        suback_properties = draw(properties("SUBACK").filter(_paho_reads))
+        _, mid = link.client.subscribe([(f"t/{n}", 1) for n in range(len(suback_codes))])
+        [subscribe] = link.receive(1)
+        assert isinstance(subscribe, Subscribe)
+        suback = SubAck(subscribe.packet_id, suback_codes, suback_properties)
+        link.send(suback)
+        got_mid, got_codes, got_properties = link.event("subscribe")
+        want_suback = expected(suback, version)
+        assert isinstance(want_suback, SubAck)
+        assert (got_mid, got_codes) == (mid, want_suback.reason_codes)
+        if v5:
+            assert from_paho(got_properties) == suback_properties
+
+        unsuback_properties = draw(properties("UNSUBACK").filter(_paho_reads))
+        topics = [f"t/{n}" for n in range(len(unsuback_codes))]
+        _, mid = link.client.unsubscribe(topics)
+        [unsubscribe] = link.receive(1)
+        assert isinstance(unsubscribe, Unsubscribe)
+        link.send(UnsubAck(unsubscribe.packet_id, unsuback_codes, unsuback_properties))
+        got_mid, got_codes, got_properties = link.event("unsubscribe")
+        assert got_mid == mid
+        if v5:
+            assert got_codes == unsuback_codes
+            assert from_paho(got_properties) == unsuback_properties
+
+        link.send(PingResp())
+        link.pump(lambda: "Received PINGRESP" in link.log)
+
+        goodbye = Disconnect(
+            draw(st.sampled_from([0x00, 0x80, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x93, 0x98, 0x9C])),
+            Properties(reason_string=draw(PAHO_TEXT), user_properties=[("by", "server")]),
+        )
+        link.send(goodbye)
+        code, got_properties = link.event("disconnect")
+        if v5:
+            assert code == goodbye.reason_code
+            assert from_paho(got_properties) == goodbye.properties
