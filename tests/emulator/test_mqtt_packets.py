@@ -887,6 +887,19 @@ def test_a_servers_reader_wants_one_connect_first() -> None:
     assert info.value.reason_code == PROTOCOL_ERROR
 
 
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_a_refused_connect_still_tells_its_version(version: int) -> None:
+    reader = PacketReader(1000)
+    with pytest.raises(PacketError) as info:
+        reader.feed(frame(0x10, connect_body(version, 0x03), s("c")))  # the reserved flag
+    assert info.value.reason_code == MALFORMED_PACKET
+    assert reader.version == version
+    reader = PacketReader(1000)
+    with pytest.raises(UnsupportedProtocolVersion):
+        reader.feed(frame(0x10, connect_body(6), s("c")))
+    assert reader.version is None
+
+
 def test_the_reader_refuses_a_packet_over_the_limit_from_its_fixed_header() -> None:
     connect = encode(Connect(MQTT_311, "c", True, 30), MQTT_311)
     limit = 100

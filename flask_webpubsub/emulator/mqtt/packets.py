@@ -1182,10 +1182,13 @@ class PacketReader:
     """Splits a client's byte stream into packets. MQTT over WebSocket does not align packets
     with WebSocket messages: one message may hold several packets or part of one.
 
-    ``version`` is None until a CONNECT was decoded; then its protocol level. The caller may
-    also set it. A server's reader (the default) also refuses a first packet other than CONNECT
-    and a second CONNECT. With ``from_server`` the reader reads a server's packets instead and
-    needs ``version`` before the first one.
+    ``version`` is None until a CONNECT's protocol level was read (set even when the rest of
+    that CONNECT is refused, so that the CONNACK refusing it can be written in that version);
+    then its protocol level. The caller may also set it.
+
+    A server's reader (the default) also refuses a first packet other than CONNECT and a second
+    CONNECT. With ``from_server`` the reader reads a server's packets instead and needs
+    ``version`` before the first one.
     """
 
     __slots__ = ("_buffer", "_connected", "from_server", "max_packet_size", "version")
@@ -1246,6 +1249,9 @@ class PacketReader:
                 raise PacketError("a second CONNECT", PROTOCOL_ERROR)
             if not self._connected and not is_connect:
                 raise PacketError("the first packet is not CONNECT", PROTOCOL_ERROR)
+            if is_connect and body[:6] == b"\x00\x04MQTT" and body[6:7] in (b"\x04", b"\x05"):
+                # Known before the rest is checked: a server answers a bad CONNECT in its version.
+                self.version = body[6]
         elif self.version is None:
             raise ValueError("a reader of a server's packets needs the protocol version")
         packet = _decode_body(first, body, self.version, self.from_server)
