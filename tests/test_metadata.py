@@ -239,7 +239,8 @@ def meta_stack() -> Iterator[Stack]:
         seen.append(dict(event.metadata))
         if event.data == "":
             return UserEventResponse(metadata={"only": "metadata"})
-        return UserEventResponse("got " + str(event.data), metadata={"Reply-Id": "r1", **event.metadata})
+        return UserEventResponse("got " + str(event.data),
+                                 metadata={"Reply-Id": "r1", **event.metadata})
 
     stack.app.config["seen"] = seen
     try:

@@ -176,6 +176,8 @@ class _Link:
         self.disconnected = False
         #: The session expiry its CONNECT asked for (seconds).
         self.requested_expiry = 0.0
+        #: When the client last sent anything (the event loop's clock).
+        self.last_packet = asyncio.get_event_loop().time()
 
     @property
     def v5(self) -> bool:
@@ -192,7 +194,9 @@ class _Link:
             ):
                 writer.receiving = True
                 try:
-                    received = await self.ws.receive(timeout=self._timeout())
+                    # The deadline counts MQTT packets only: the service's WebSocket pings and
+                    # their pongs keep the socket alive, not the MQTT session.
+                    received = await asyncio.wait_for(self.ws.receive(), self._timeout())
                 except asyncio.TimeoutError:
                     await self._timed_out()
                     break
@@ -222,10 +226,15 @@ class _Link:
             await writer.released()
 
     def _timeout(self) -> float | None:
+        """Seconds left until the client must have sent its next packet (None: no limit)."""
         if self.session is None:
-            return self.heartbeat or CONNECT_TIMEOUT
-        # A client silent for one and a half keep-alive intervals is gone (MQTT 3.1.2.10).
-        return self.keep_alive * 1.5 if self.keep_alive else None
+            limit = self.heartbeat or CONNECT_TIMEOUT
+        elif self.keep_alive:
+            # A client silent for one and a half keep-alive intervals is gone (MQTT 3.1.2.10).
+            limit = self.keep_alive * 1.5
+        else:
+            return None
+        return max(0.0, self.last_packet + limit - asyncio.get_running_loop().time())
 
     async def _timed_out(self) -> None:
         if self.session is None:
@@ -238,6 +247,7 @@ class _Link:
 
     async def _read(self, data: bytes) -> bool:
         """Handle the packets a frame completes; whether to go on reading."""
+        self.last_packet = asyncio.get_running_loop().time()
         try:
             received = self.reader.feed(data)
         except UnsupportedProtocolVersion as exc:
@@ -260,11 +270,8 @@ class _Link:
 
     async def _handle(self, packet: packets.Packet) -> bool:
         session = self.session
-        if session is None:
-            if not isinstance(packet, packets.Connect):
-                await self.writer.close(CLOSE_POLICY, "The first packet must be CONNECT.")
-                self._trace_error("closed: the first packet was not CONNECT")
-                return False
+        if session is None:  # the reader lets only a CONNECT come first, and only once
+            assert isinstance(packet, packets.Connect)
             return await self._connect(packet)
         if isinstance(packet, packets.Publish):
             return await self._publish(session, packet)
@@ -286,9 +293,6 @@ class _Link:
             session.send_packet(packets.PingResp())
         elif isinstance(packet, packets.Disconnect):
             await self._disconnect(session, packet)
-            return False
-        elif isinstance(packet, packets.Connect):
-            await self._violation(PROTOCOL_ERROR, "A second CONNECT packet")
             return False
         else:
             name = type(packet).__name__.upper()

@@ -213,7 +213,8 @@ class MqttSession(Connection):
         packet_id = next(self._packet_ids)
         while packet_id in self._in_flight:
             packet_id = next(self._packet_ids)
-        data = packets.set_packet_id(frame.data, packet_id)  # type: ignore[arg-type]
+        assert isinstance(frame.data, bytes)  # MQTT frames are binary
+        data = packets.set_packet_id(frame.data, packet_id)
         self._in_flight[packet_id] = _InFlight(data, waiting.message.expires)
         self._write(OutgoingFrame(data), limit=False)
 
