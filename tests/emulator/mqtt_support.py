@@ -12,7 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
-from flask import Flask, abort
+from flask import Flask, abort, request
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -26,6 +26,7 @@ from flask_webpubsub import (
     ConnectResponse,
     DisconnectedEvent,
     MqttUserProperty,
+    NegotiateOptions,
     UserEvent,
     UserEventResponse,
     WebPubSub,
@@ -48,6 +49,11 @@ def create_mqtt_app(connection_string: str, recorded: Recorded) -> Flask:
     app = Flask("mqtt_e2e")
     app.config.update(WEBPUBSUB_CONNECTION_STRING=connection_string, WEBPUBSUB_HUB=HUB)
     webpubsub = WebPubSub(app)
+
+    @webpubsub.on_negotiate
+    def negotiate() -> NegotiateOptions:
+        return NegotiateOptions(user_id=request.args.get("device"), roles=ALL_ROLES,
+                                client_protocol="mqtt")
 
     @webpubsub.on_connect
     def connect(event: ConnectEvent) -> ConnectResponse:

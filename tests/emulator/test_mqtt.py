@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -13,8 +15,12 @@ from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCred
 from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubDataType
 from paho.mqtt.client import convert_connack_rc_to_reason_code
 from paho.mqtt.enums import ConnackCode, MQTTProtocolVersion
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
-from tests.support import wait_for
+from flask_webpubsub.core.tokens import build_service_token
+from tests.support import PRIMARY_KEY, wait_for
 
 from .mqtt_support import ALL_ROLES, HUB, V5, V311, VERSIONS, MqttStack, mqtt_stack
 
@@ -363,3 +369,35 @@ def test_a_quiet_client_is_kept_alive_by_pings(stack: MqttStack) -> None:
     time.sleep(3.5)
     assert client.disconnects.empty()
     assert stack.service.connection_exists("device")
+
+
+def test_a_device_gets_its_url_from_the_apps_negotiate_route(stack: MqttStack) -> None:
+    with urllib.request.urlopen(f"{stack.server.url}/negotiate?device=thermo",
+                                timeout=10) as response:
+        url = json.load(response)["url"]
+    parts = urllib.parse.urlsplit(url)
+    assert parts.path == f"/clients/mqtt/hubs/{HUB}"
+    client = stack.client("thermo1", V5, path=f"{parts.path}?{parts.query}")
+    assert client.connect()[0].value == 0
+    assert wait_for(lambda: stack.recorded.of("connected", "thermo1"))
+    assert stack.service.user_exists("thermo")
+
+
+def test_a_token_from_the_rest_api_for_mqtt_clients(stack: MqttStack) -> None:
+    endpoint = f"{stack.emulator.url}/api/hubs/{HUB}/:generateToken"
+    bearer = build_service_token(endpoint, PRIMARY_KEY)
+    request = urllib.request.Request(
+        f"{endpoint}?api-version=2024-01-01&clientType=MQTT&userId=rest-user",
+        method="POST", headers={"Authorization": f"Bearer {bearer}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        token = json.load(response)["token"]
+    assert stack.client("device", V311, token=token).connect()[0].value == 0
+    # A token for the WebSocket endpoint is not one for the MQTT endpoint.
+    websocket_token = stack.service.get_client_access_token()["token"]
+    url = stack.emulator.url.replace("http", "ws", 1)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{url}/clients/mqtt/hubs/{HUB}?access_token={websocket_token}",
+                subprotocols=[Subprotocol("mqtt")]).close()
+    assert refused.value.response.status_code == 401
+    assert b"audience" in refused.value.response.body
