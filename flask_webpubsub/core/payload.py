@@ -118,7 +118,8 @@ MAX_METADATA_VALUE_LENGTH = 1024
 #: The longest all keys and values together may be.
 MAX_METADATA_LENGTH = 8 * 1024
 
-_METADATA_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+", re.IGNORECASE)
+#: A metadata key: an HTTP header name's characters (RFC 9110 token).
+METADATA_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+", re.IGNORECASE)
 
 
 class InvalidMetadataError(ValueError):
@@ -147,7 +148,7 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
                 f"the metadata value of {clip(key)} must be a string, not {type(value).__name__}"
             )
         shown = clip(key)
-        if not _METADATA_KEY.fullmatch(key):
+        if not METADATA_KEY.fullmatch(key):
             raise InvalidMetadataError(
                 f"the metadata key {shown} is empty or has characters a header name cannot have"
             )

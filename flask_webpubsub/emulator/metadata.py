@@ -1,28 +1,28 @@
-"""Message metadata (a preview feature of the service): ``X-WebPubSub-Metadata-<key>`` headers on
-REST sends, ``x-webpubsub-metadata-<key>`` headers on upstream requests and replies.
+"""Message metadata (a preview feature of the service) as the emulator carries it:
+``X-WebPubSub-Metadata-<key>`` headers on REST sends, ``x-webpubsub-metadata-<key>`` headers on
+upstream requests and replies, and ``metadata`` on client messages.
 
-The service documents no limits yet; these are the ones Microsoft's own emulator enforces
-(Azure/azure-webpubsub ``tools/emulator``, ``WebPubSubMetadataValidator.cs``): a key is an HTTP
-token (``!#$%&'*+-.^_`|~``, digits, letters) of at most 256 characters, a value is ASCII of at
-most 1024, keys and values together at most 8 KiB. Keys travel lower-cased over HTTP; a key
-that comes twice keeps its last value.
+The limits and the header form are the extension's (:mod:`flask_webpubsub.core.payload`, the
+ones Microsoft's own emulator enforces). Metadata a client sends keeps its keys' case on its way
+to other clients, so :func:`validate` checks the limits without lower-casing; over HTTP keys
+travel lower-cased, and a key that comes twice keeps its last value.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 
-HEADER_PREFIX = "x-webpubsub-metadata-"
-MAX_KEY_LENGTH = 256
-MAX_VALUE_LENGTH = 1024
-MAX_TOTAL_LENGTH = 8 * 1024
+from flask_webpubsub.core.payload import (
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_LENGTH,
+    MAX_METADATA_VALUE_LENGTH,
+    METADATA_HEADER_PREFIX,
+    METADATA_KEY,
+    InvalidMetadataError,
+    read_metadata,
+)
 
-_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+", re.IGNORECASE)
-
-
-class InvalidMetadataError(ValueError):
-    """Metadata the service refuses; the message says which key and why."""
+__all__ = ["InvalidMetadataError", "from_headers", "to_headers", "validate"]
 
 
 def validate(metadata: Mapping[str, str]) -> None:
@@ -30,36 +30,31 @@ def validate(metadata: Mapping[str, str]) -> None:
     total = 0
     for key, value in metadata.items():
         shown = key[:40]
-        if not _KEY.fullmatch(key):
+        if not METADATA_KEY.fullmatch(key):
             raise InvalidMetadataError(f"metadata key {shown!r} has characters a header name "
                                        "cannot have")
-        if len(key) > MAX_KEY_LENGTH:
+        if len(key) > MAX_METADATA_KEY_LENGTH:
             raise InvalidMetadataError(f"metadata key {shown!r} is longer than "
-                                       f"{MAX_KEY_LENGTH} characters")
+                                       f"{MAX_METADATA_KEY_LENGTH} characters")
         if not value.isascii():
             raise InvalidMetadataError(f"the metadata value of {shown!r} is not ASCII")
-        if len(value) > MAX_VALUE_LENGTH:
+        if len(value) > MAX_METADATA_VALUE_LENGTH:
             raise InvalidMetadataError(f"the metadata value of {shown!r} is longer than "
-                                       f"{MAX_VALUE_LENGTH} characters")
+                                       f"{MAX_METADATA_VALUE_LENGTH} characters")
         total += len(key) + len(value)
-        if total > MAX_TOTAL_LENGTH:
-            raise InvalidMetadataError(f"the metadata is longer than {MAX_TOTAL_LENGTH} "
+        if total > MAX_METADATA_LENGTH:
+            raise InvalidMetadataError(f"the metadata is longer than {MAX_METADATA_LENGTH} "
                                        "characters in all")
 
 
 def from_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The metadata in HTTP headers, keys lower-cased, the last value of a repeated key;
-    validated (:class:`InvalidMetadataError`). A bare prefix with no key is ignored."""
-    metadata: dict[str, str] = {}
-    for name, value in headers:
-        if name.lower().startswith(HEADER_PREFIX):
-            key = name[len(HEADER_PREFIX):].lower()
-            if key:
-                metadata[key] = value.strip()
+    """The metadata in HTTP headers (:func:`~flask_webpubsub.core.payload.read_metadata`),
+    validated (:class:`InvalidMetadataError`)."""
+    metadata = read_metadata(headers)
     validate(metadata)
     return metadata
 
 
 def to_headers(metadata: Mapping[str, str]) -> dict[str, str]:
     """The upstream request headers that carry ``metadata``."""
-    return {HEADER_PREFIX + key.lower(): value for key, value in metadata.items()}
+    return {METADATA_HEADER_PREFIX + key.lower(): value for key, value in metadata.items()}
