@@ -1,6 +1,6 @@
-"""Bad input on the emulator's MQTT endpoint, sent byte for byte over a real WebSocket: each
-closes only that connection, with the reason code the service uses, and a bystander (a paho-mqtt
-client) goes on publishing and receiving."""
+"""The emulator's MQTT endpoint byte for byte over a real WebSocket: bad input and the service's
+limits, each of which closes only that connection with the reason code the service uses while a
+bystander (a paho-mqtt client) goes on publishing and receiving; and flow control."""
 
 from __future__ import annotations
 
@@ -219,3 +219,84 @@ def test_a_publish_to_a_wildcard_topic_is_refused(
     assert isinstance(disconnect, Disconnect)
     assert disconnect.reason_code == packets.TOPIC_NAME_INVALID
     still_served(stack, bystander)
+
+
+def connack_for(raw: Raw, connect: Connect) -> list[Packet]:
+    ws = raw.open()
+    ws.send(packets.encode(connect, connect.protocol_version))
+    return closed_after(ws, connect.protocol_version)
+
+
+@pytest.mark.parametrize("keep_alive", [0, 181])
+def test_an_mqtt_311_keep_alive_outside_1_to_180_s_is_refused(
+    stack: MqttStack, raw: Raw, bystander: Client, keep_alive: int
+) -> None:
+    # MQTT 3.1.1 has no CONNACK code for it: the connection closes without one.
+    assert connack_for(raw, Connect(MQTT_311, "device", True, keep_alive)) == []
+    still_served(stack, bystander)
+
+
+@pytest.mark.parametrize(
+    ("will", "code"),
+    [
+        (packets.Will("status", b"x" * 2001), packets.PACKET_TOO_LARGE),
+        (packets.Will("s" * 1025, b"gone"), packets.TOPIC_NAME_INVALID),
+        (packets.Will("   ", b"gone"), packets.TOPIC_NAME_INVALID),
+        (packets.Will("status", b"gone", retain=True), packets.RETAIN_NOT_SUPPORTED),
+    ],
+    ids=["payload over 2,000 bytes", "topic over 1,024 characters", "blank topic", "retained"],
+)
+def test_last_wills_past_the_service_limits_are_refused(
+    stack: MqttStack, raw: Raw, bystander: Client, will: packets.Will, code: int
+) -> None:
+    [connack] = connack_for(raw, Connect(MQTT_5, "device", True, 30, will=will))
+    assert isinstance(connack, ConnAck)
+    assert connack.reason_code == code
+    assert connack.properties.reason_string
+    # In MQTT 3.1.1 the same CONNECT closes the connection without a CONNACK.
+    assert connack_for(raw, Connect(MQTT_311, "device", True, 30, will=will)) == []
+    still_served(stack, bystander)
+
+
+def test_a_topic_alias_is_refused(stack: MqttStack, raw: Raw, bystander: Client) -> None:
+    ws = raw.connected()
+    ws.send(packets.encode(packets.Publish(
+        "room", b"x", properties=packets.Properties(topic_alias=1)), MQTT_5))
+    [disconnect] = closed_after(ws, MQTT_5)
+    assert isinstance(disconnect, Disconnect)
+    assert disconnect.reason_code == packets.TOPIC_ALIAS_INVALID
+    still_served(stack, bystander)
+
+
+def test_flow_control_keeps_to_the_clients_receive_maximum(
+    stack: MqttStack, raw: Raw
+) -> None:
+    ws = raw.open()
+    connect_packet = Connect(MQTT_5, "slow", True, 30,
+                          properties=packets.Properties(receive_maximum=1))
+    ws.send(packets.encode(connect_packet, MQTT_5))
+    reader = packets.PacketReader(1 << 24, from_server=True, version=MQTT_5)
+
+    def next_packet() -> Packet:
+        while True:
+            frame = ws.recv(timeout=10)
+            assert isinstance(frame, bytes)
+            got = reader.feed(frame)
+            if got:
+                assert len(got) == 1
+                return got[0]
+
+    assert isinstance(next_packet(), ConnAck)
+    for n in range(3):
+        stack.service.send_to_connection("slow", f"m{n}", content_type="text/plain")
+    first = next_packet()
+    assert isinstance(first, packets.Publish)
+    assert (first.payload, first.qos) == (b"m0", 1)
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=0.5)  # the second waits for the first's PUBACK
+    for expected in (b"m1", b"m2"):
+        assert first.packet_id is not None
+        ws.send(packets.encode(packets.PubAck(first.packet_id), MQTT_5))
+        first = next_packet()
+        assert isinstance(first, packets.Publish)
+        assert first.payload == expected
