@@ -343,11 +343,12 @@ def _mqtt_headline(table: Table) -> str:
     )
 
 
-def _mqtt_text(load: str) -> list[str]:
+def _mqtt_text(load: str, command: str) -> list[str]:
+    """Where and when this part ran: it is also run alone (``--only mqtt``)."""
     facts = machine()
     return [
-        f"Measured on {facts['date']}: {facts['cpu']}, {facts['cores']} cores, {facts['os']}, "
-        f"Python {sys.version.split()[0]}; load average {load} before this part.",
+        f"Measured by `{command}` on {facts['date']}: {facts['cpu']}, {facts['cores']} cores, "
+        f"{facts['os']}, Python {sys.version.split()[0]}; load average {load} before this part.",
     ]
 
 
@@ -416,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     mqtt_text: list[str] = []
     if "mqtt" in parts:
         log("MQTT on the emulator")
-        mqtt_text = _mqtt_text(load_average())
+        command = "python -m benchmarks" + ("" if args.only is None else "".join(
+            f" --only {part}" for part in sorted(parts)
+        ))
+        mqtt_text = _mqtt_text(load_average(), command)
         tables["mqtt"] = mqtt.run(settings.mqtt)
 
     versions = python_versions(python)
