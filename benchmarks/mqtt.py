@@ -12,9 +12,10 @@ build and check their packets with the emulator's own MQTT codec. Measured:
   values of N, in a fresh emulator per protocol;
 - group fan-out: REST ``/groups/{g}/:send`` messages to 1,000 subscribers, deliveries per
   second (messages x subscribers, from the first send to the last receipt) and send-to-receipt
-  p99: JSON clients (in their token's group), MQTT 5 subscribers at QoS 0 and at QoS 1 (these
-  answer each PUBLISH with a PUBACK), all in one emulator, A B C A B C. The target: MQTT within
-  20% of JSON, taken per repeat.
+  p99: JSON clients (in their token's group), reliable JSON clients that answer each message
+  with a ``sequenceAck``, MQTT 5 subscribers at QoS 0 and at QoS 1 (these answer each PUBLISH
+  with a PUBACK), all in one emulator, A B C D A B C D. The target: MQTT within 20% of JSON,
+  taken per repeat; QoS 1 is also compared with the reliable clients, which acknowledge as much.
 
 ``python -m benchmarks.mqtt --profile FILE`` runs the MQTT fan-out with the emulator under
 cProfile and prints where its time goes.
@@ -46,16 +47,22 @@ from benchmarks.servers import REPO, free_port, log
 from benchmarks.wsload import LoadClient
 from benchmarks.wsload import connect as connect_json
 
-#: The MQTT subscribers' topic (their group) and the JSON clients' group.
+#: The MQTT subscribers' topic (their group) and the JSON clients' groups.
 TOPIC = "bench"
 JSON_GROUP = "bench-json"
+RELIABLE_GROUP = "bench-reliable"
+RELIABLE_SUBPROTOCOL = "json.reliable.webpubsub.azure.v1"
 #: The whole MQTT benchmark stops by itself after this long.
 TIME_LIMIT_S = 420
 
 JSON = "JSON WebSocket"
+RELIABLE = "reliable JSON WebSocket (sequenceAck)"
 QOS0 = "MQTT 5, QoS 0"
 QOS1 = "MQTT 5, QoS 1 (PUBACK)"
-FANOUTS = (JSON, QOS0, QOS1)
+FANOUTS = (JSON, RELIABLE, QOS0, QOS1)
+#: The fan-outs compared with the JSON clients' (the target), and QoS 1 with the reliable
+#: clients', which also acknowledge every message.
+RATIOS = ((QOS0, JSON), (QOS1, JSON), (QOS1, RELIABLE))
 
 
 def setup_name(protocol: str, upstream: bool) -> str:
@@ -90,8 +97,10 @@ def cpu_name(contender: str) -> str:
     return f"fan-out, {contender}, emulator CPU per delivery (us)"
 
 
-def ratio_name(contender: str) -> str:
-    return f"fan-out, {contender} / JSON, same repeat (x, target >= 0.8)"
+def ratio_name(contender: str, baseline: str = JSON) -> str:
+    if baseline == JSON:
+        return f"fan-out, {contender} / JSON, same repeat (x, target >= 0.8)"
+    return f"fan-out, {contender} / {baseline}, same repeat (x)"
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,7 @@ class _Rig:
     http: Any
     mqtt: list[MqttLoadClient] = field(default_factory=list)
     json: list[LoadClient] = field(default_factory=list)
+    reliable: list[LoadClient] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -205,6 +215,25 @@ async def _wait_listening(http: Any, url: str, seconds: float = 30) -> None:
 
 # -- clients ------------------------------------------------------------------------------------
 
+_SEQUENCE = b'{"sequenceId":'
+
+
+class ReliableJsonClient(LoadClient):
+    """A reliable JSON client that acknowledges every message at once (``sequenceAck``), as the
+    MQTT QoS 1 subscribers answer every PUBLISH with a PUBACK."""
+
+    acknowledged = 0
+
+    def _frame(self, opcode: int, payload: bytes, now: float) -> None:
+        opened = self.first_frame.done()
+        super()._frame(opcode, payload, now)
+        if opened and opcode == 0x1 and payload.startswith(_SEQUENCE):
+            end = payload.index(b",", len(_SEQUENCE))
+            sequence_id = payload[len(_SEQUENCE) : end]
+            self._send(0x1, b'{"type":"sequenceAck","sequenceId":' + sequence_id + b"}")
+            self.acknowledged += 1
+
+
 
 def _token(port: int, protocol: str, index: int) -> str:
     from flask_webpubsub.core.endpoint import ServiceEndpoint
@@ -216,7 +245,8 @@ def _token(port: int, protocol: str, index: int) -> str:
             endpoint, HUB, user_id=f"device{index}",
             roles=[f"webpubsub.joinLeaveGroup.{TOPIC}"], client_protocol="mqtt",
         )
-    return build_client_token(endpoint, HUB, user_id=f"user{index}", groups=[JSON_GROUP])
+    group = RELIABLE_GROUP if protocol == "reliable" else JSON_GROUP
+    return build_client_token(endpoint, HUB, user_id=f"user{index}", groups=[group])
 
 
 async def _open_mqtt(
@@ -241,21 +271,35 @@ async def _open_mqtt(
     return clients, time.perf_counter() - started
 
 
+async def _connect_reliable(port: int, path: str) -> tuple[LoadClient, bytes]:
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(
+        lambda: ReliableJsonClient(path, f"127.0.0.1:{port}", RELIABLE_SUBPROTOCOL),
+        "127.0.0.1", port,
+    )
+    return client, await asyncio.wait_for(client.first_frame, 30)
+
+
 async def _open_json(
-    port: int, first: int, count: int, concurrency: int
+    port: int, first: int, count: int, concurrency: int, *, reliable: bool = False
 ) -> tuple[list[LoadClient], float]:
-    """``count`` JSON clients, each with its ``connected`` message, and the seconds it took."""
+    """``count`` JSON clients (reliable ones that acknowledge every message, with
+    ``reliable``), each with its ``connected`` message, and the seconds it took."""
     import json
 
-    tokens = [_token(port, "JSON", i) for i in range(first, first + count)]
+    tokens = [
+        _token(port, "reliable" if reliable else "JSON", i) for i in range(first, first + count)
+    ]
     limit = asyncio.Semaphore(concurrency)
     clients: list[LoadClient] = []
 
     async def one(token: str) -> None:
+        path = f"/client/hubs/{HUB}?access_token={token}"
         async with limit:
-            client, first_frame = await connect_json(
-                "127.0.0.1", port, f"/client/hubs/{HUB}?access_token={token}", JSON_SUBPROTOCOL
-            )
+            if reliable:
+                client, first_frame = await _connect_reliable(port, path)
+            else:
+                client, first_frame = await connect_json("127.0.0.1", port, path, JSON_SUBPROTOCOL)
         if json.loads(first_frame).get("event") != "connected":
             raise RuntimeError(f"expected the connected message, got {first_frame!r}")
         clients.append(client)
@@ -364,7 +408,9 @@ async def _fan_out(
         indexes = [read(payload) for payload, _ in client.frames]
         if indexes != list(range(messages)):
             raise RuntimeError(f"a client received messages {indexes}")
-        if isinstance(client, MqttLoadClient) and client.acknowledge:
+        if isinstance(client, ReliableJsonClient | MqttLoadClient) and (
+            not isinstance(client, MqttLoadClient) or client.acknowledge
+        ):
             if client.acknowledged != messages:
                 raise RuntimeError(f"a client acknowledged {client.acknowledged} messages")
             client.acknowledged = 0
@@ -379,13 +425,17 @@ async def _fan_out(
 
 
 async def _fan_outs(rig: _Rig, settings: MqttSettings, table: Table) -> None:
-    """JSON, MQTT QoS 0 and MQTT QoS 1 fan-outs, A B C A B C; per repeat, MQTT over JSON."""
+    """JSON, reliable JSON, MQTT QoS 0 and MQTT QoS 1 fan-outs, A B C D A B C D; per repeat,
+    MQTT over JSON."""
     loads = {name: _Load() for name in FANOUTS}
     subscribers = rig.mqtt[: settings.clients]
     for _ in range(settings.repeats):
         samples: dict[str, _Sample] = {}
         samples[JSON] = await _fan_out(
             rig, JSON_GROUP, rig.json, settings.messages, _json_reader, loads[JSON]
+        )
+        samples[RELIABLE] = await _fan_out(
+            rig, RELIABLE_GROUP, rig.reliable, settings.messages, _json_reader, loads[RELIABLE]
         )
         for name, qos in ((QOS0, 0), (QOS1, 1)):
             await _subscribe(subscribers, qos)
@@ -396,8 +446,10 @@ async def _fan_outs(rig: _Rig, settings: MqttSettings, table: Table) -> None:
             table.contender(deliveries_name(name)).add("value", sample.rate)
             table.contender(p99_name(name)).add("value", sample.p99_ms)
             table.contender(cpu_name(name)).add("value", sample.cpu_us)
-            if name != JSON:
-                table.contender(ratio_name(name)).add("value", sample.rate / samples[JSON].rate)
+        for name, baseline in RATIOS:
+            table.contender(ratio_name(name, baseline)).add(
+                "value", samples[name].rate / samples[baseline].rate
+            )
     table.notes.extend(load.note(name) for name, load in loads.items())
 
 
@@ -471,9 +523,13 @@ async def _measure(settings: MqttSettings, table: Table) -> None:
             rig = _Rig(port, pid, http)
             rig.mqtt = await _memory_and_setup(port, pid, "MQTT", settings, table)
             rig.json, _ = await _open_json(port, 0, settings.clients, settings.connect_concurrency)
+            rig.reliable, _ = await _open_json(
+                port, settings.clients, settings.clients, settings.connect_concurrency,
+                reliable=True,
+            )
             await _fan_outs(rig, settings, table)
-            _abort(rig.mqtt)
-            _abort(rig.json)
+            for clients in (rig.mqtt, rig.json, rig.reliable):
+                _abort(clients)
         if settings.upstream:
             await _with_upstream(http, settings, table)
 
@@ -494,14 +550,17 @@ def run(settings: MqttSettings) -> Table:
         table.notes.append("Not measured: the emulator needs aiohttp (the emulator extra).")
         return table
     asyncio.run(asyncio.wait_for(_measure(settings, table), TIME_LIMIT_S))
-    for name in FANOUTS[1:]:
-        ratio = table.contender(ratio_name(name)).median("value")
-        if ratio is not None:
-            table.notes.append(
-                f"{name} subscribers got {ratio:.0%} of the JSON clients' deliveries per second "
-                f"(median of the per-repeat ratios; target >= 80%: "
-                f"{'met' if ratio >= 0.8 else 'missed'})."
-            )
+    for name, baseline in RATIOS:
+        ratio = table.contender(ratio_name(name, baseline)).median("value")
+        if ratio is None:
+            continue
+        verdict = f"; target >= 80%: {'met' if ratio >= 0.8 else 'missed'}" if (
+            baseline == JSON
+        ) else ""
+        table.notes.append(
+            f"{name} subscribers got {ratio:.0%} of the {baseline} clients' deliveries per "
+            f"second (median of the per-repeat ratios{verdict})."
+        )
     log(f"mqtt: {[(c.name, c.median('value')) for c in table.contenders]}")
     return table
 

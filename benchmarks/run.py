@@ -330,11 +330,14 @@ def _mqtt_headline(table: Table) -> str:
         return table.contender(name).median("value") or 0.0
 
     qos0, qos1 = (median(mqtt.ratio_name(n)) for n in (mqtt.QOS0, mqtt.QOS1))
+    reliable = median(mqtt.ratio_name(mqtt.QOS1, mqtt.RELIABLE))
     largest = max(mqtt.memory_steps(table), default=0)
     return (
         f"- MQTT on the emulator: group fan-out to MQTT 5 subscribers at **{qos0:.2f}x** the "
         f"JSON WebSocket clients' deliveries/s at QoS 0 ({_verdict(qos0 or None, 0.8, True)}) "
-        f"and **{qos1:.2f}x** at QoS 1 ({_verdict(qos1 or None, 0.8, True)}; target >= 0.8x); "
+        f"and **{qos1:.2f}x** at QoS 1 ({_verdict(qos1 or None, 0.8, True)}; target >= 0.8x), "
+        f"where each delivery is acknowledged: {reliable:.2f}x reliable JSON clients that "
+        "acknowledge each message; "
         f"{median(mqtt.setup_name('MQTT', False)):,.0f} MQTT sessions/s set up against "
         f"{median(mqtt.setup_name('JSON', False)):,.0f} JSON connections/s; "
         f"{median(mqtt.memory_name('MQTT', largest)):.0f} KB per idle MQTT session against "
@@ -374,7 +377,9 @@ METHOD = [
     "decoded and checked afterwards (topic, QoS, packet id, each message once, in order, one "
     "PUBACK per message). Messages are sent through the REST API (send to group, text), so the "
     "JSON and MQTT fan-outs have the same sender; the QoS 0 subscribers subscribe at QoS 0 "
-    "(REST sends are QoS 1), and the three fan-outs alternate in every repeat. With the "
+    "(REST sends are QoS 1). The reliable JSON clients answer each message with a sequenceAck "
+    "at once, as the QoS 1 subscribers answer with a PUBACK. The four fan-outs alternate in "
+    "every repeat, in one emulator. With the "
     "upstream, the emulator forwards only `connect`, to the benchmark app (direct dispatch) "
     "under granian, one worker.",
 ]
