@@ -1,7 +1,7 @@
 """Run every benchmark and write ``benchmarks/BENCHMARKS.md``.
 
-    python -m benchmarks            # the full run, about 6 minutes; installs what it needs
-    python -m benchmarks --smoke    # about 15 seconds: proves it works, not how fast
+    python -m benchmarks            # the full run, about 7 minutes; installs what it needs
+    python -m benchmarks --smoke    # about 20 seconds: proves it works, not how fast
 
 The full run installs wrk (Debian), the Python servers (a venv in benchmarks/.work/) and the
 Node contender (npm, into benchmarks/.work/node) when they are missing. The smoke run installs
