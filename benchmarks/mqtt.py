@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import pstats
 import signal
@@ -530,7 +531,9 @@ async def _measure(settings: MqttSettings, table: Table) -> None:
             await _fan_outs(rig, settings, table)
             for clients in (rig.mqtt, rig.json, rig.reliable):
                 _abort(clients)
-        if settings.upstream:
+        if settings.upstream and importlib.util.find_spec("granian") is None:
+            table.notes.append("Not measured with an upstream: granian is not installed.")
+        elif settings.upstream:
             await _with_upstream(http, settings, table)
 
 

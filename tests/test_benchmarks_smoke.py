@@ -60,6 +60,7 @@ def test_benchmark_smoke_produces_figures(tmp_path: Path) -> None:
         "MQTT connection setup (CONNECT to CONNACK, no upstream; connections/s)",
         "JSON connection setup (until the connected message, no upstream; connections/s)",
         "fan-out, JSON WebSocket (deliveries/s)",
+        "fan-out, reliable JSON WebSocket (sequenceAck) (deliveries/s)",
         "fan-out, MQTT 5, QoS 0 (deliveries/s)",
         "fan-out, MQTT 5, QoS 1 (PUBACK) (deliveries/s)",
         "fan-out, MQTT 5, QoS 1 (PUBACK) / JSON, same repeat (x, target >= 0.8)",
