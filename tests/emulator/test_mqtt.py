@@ -401,3 +401,60 @@ def test_a_token_from_the_rest_api_for_mqtt_clients(stack: MqttStack) -> None:
                 subprotocols=[Subprotocol("mqtt")]).close()
     assert refused.value.response.status_code == 401
     assert b"audience" in refused.value.response.body
+
+
+def test_two_connects_of_one_client_id_at_once_make_one_session(stack: MqttStack) -> None:
+    stack.emulator.add_upstream_fault(delay=0.5, event="connect", count=1)
+    first, second = stack.client("twin", V5), stack.client("twin", V5)
+    first.paho.connect_async(first.host, first.port)
+    first.paho.loop_start()
+    first._started = True
+    time.sleep(0.1)  # the first CONNECT waits for the slow upstream
+    assert second.connect()[0].value == 0
+    assert first.connacks.get(timeout=10)[0].value == 0
+    # The later CONNECT (clean start) replaced the earlier session: one session is left.
+    reason, _ = first.disconnects.get(timeout=10)
+    assert reason.value == 0x8E  # session taken over
+    sessions = stack.emulator.emulator.hubs[HUB].connections
+    assert list(sessions) == ["twin"]
+    stack.service.send_to_connection("twin", "to the twin", content_type="text/plain")
+    assert second.next_message().payload == b"to the twin"
+    reasons = wait_for(lambda: stack.recorded.of("disconnected", "twin"))
+    assert reasons[0][0] == "The session was replaced by a clean start."
+
+
+@pytest.mark.parametrize(
+    "end", ["disconnect 0x80", "rest close", "take-over"],
+)
+def test_the_will_goes_out_whenever_the_connection_ends_without_a_normal_disconnect(
+    stack: MqttStack, end: str
+) -> None:
+    listener = stack.client("listener", V5)
+    listener.connect()
+    listener.subscribe("status")
+    device = stack.client("device", V5, clean_start=False, session_expiry=30,
+                          will=("status", b"device gone", 1))
+    device.connect()
+    if end == "disconnect 0x80":
+        device.disconnect(0x80)
+    elif end == "rest close":
+        stack.service.close_connection("device", reason="bye")
+    else:
+        again = stack.client("device", V5, clean_start=False, session_expiry=30)
+        assert again.connect()[1] is True  # the session is resumed
+    assert listener.next_message().payload == b"device gone"
+
+
+def test_user_events_waiting_for_the_upstream_are_bounded(stack: MqttStack) -> None:
+    stack.emulator.add_upstream_fault(delay=3.0, event="echo", count=1)
+    client = stack.client("busy", V5)
+    client.connect()
+    for _ in range(101):
+        client.paho.publish("$webpubsub/server/events/echo", b"x", qos=1)
+    refused = wait_for(lambda: [r for r in stack.emulator.emulator.service.trace.since(0)
+                                if "events wait" in r["text"]])
+    assert refused
+    replies = [client.next_message(timeout=30) for _ in range(100)]
+    assert {r.topic for r in replies} == {"$webpubsub/server/events/echo/succeeded"}
+    client.no_message(wait=1.0)  # the 101st was refused (PUBACK 0x97), not queued
+

@@ -18,18 +18,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable
 
 from aiohttp import WSMsgType, web
 
 from flask_webpubsub.core import mqtt as facts
 from flask_webpubsub.core.wire import (
+    MAX_NAME_LENGTH,
     MAX_UPSTREAM_BODY_BYTES,
     MQTT_SUBPROTOCOL,
     client_path,
     is_hub_name,
 )
-from flask_webpubsub.emulator.connection import CLOSE_NORMAL, CLOSE_POLICY, MAX_GROUPS
+from flask_webpubsub.emulator.connection import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    MAX_GROUPS,
+    MAX_INVOCATIONS,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_MESSAGES,
+)
 from flask_webpubsub.emulator.handshake import (
     ClientRequest,
     Refused,
@@ -51,7 +60,6 @@ from .packets import (
     CLIENT_IDENTIFIER_NOT_VALID,
     CONNACK_IDENTIFIER_REJECTED,
     CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
-    DISCONNECT_WITH_WILL_MESSAGE,
     KEEP_ALIVE_TIMEOUT,
     MQTT_5,
     NO_MATCHING_SUBSCRIBERS,
@@ -65,8 +73,8 @@ from .packets import (
     RETAIN_NOT_SUPPORTED,
     SESSION_TAKEN_OVER,
     SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
-    SUBACK_FAILURE,
     TOPIC_ALIAS_INVALID,
+    TOPIC_FILTER_INVALID,
     TOPIC_NAME_INVALID,
     WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
     PacketError,
@@ -104,6 +112,16 @@ class MqttEndpoint:
     def __init__(self, service: Service, heartbeat: float | None) -> None:
         self.service = service
         self.heartbeat = heartbeat
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def lock(self, hub: str, client_id: str) -> asyncio.Lock:
+        """The lock of a client id's CONNECTs (kept while someone holds it)."""
+        lock = self._locks.get((hub, client_id))
+        if lock is None:
+            lock = self._locks[(hub, client_id)] = asyncio.Lock()
+        return lock
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         hub_name = request.match_info["hub"]
@@ -160,6 +178,7 @@ class _Link:
         client: ClientRequest,
         claims: dict[str, object],
     ) -> None:
+        self.endpoint = endpoint
         self.service = endpoint.service
         self.heartbeat = endpoint.heartbeat
         self.ws = ws
@@ -247,7 +266,6 @@ class _Link:
 
     async def _read(self, data: bytes) -> bool:
         """Handle the packets a frame completes; whether to go on reading."""
-        self.last_packet = asyncio.get_running_loop().time()
         try:
             received = self.reader.feed(data)
         except UnsupportedProtocolVersion as exc:
@@ -263,8 +281,17 @@ class _Link:
                 return False
             await self._violation(exc.reason_code, f"Invalid packet: {exc}")
             return False
+        if received and self.session is not None:
+            # Keep-alive counts control packets, not frames (MQTT 3.1.2.10); before CONNECT the
+            # deadline runs from the socket's opening.
+            self.last_packet = asyncio.get_running_loop().time()
         for packet in received:
             if not await self._handle(packet):
+                return False
+            if (self.writer.queued_frames > MAX_PENDING_MESSAGES
+                    or self.writer.queued_bytes > MAX_PENDING_BYTES):
+                await self._violation(QUOTA_EXCEEDED, "The client does not read what it is "
+                                                      "sent")
                 return False
         return True
 
@@ -313,6 +340,12 @@ class _Link:
             code, reason = refusal
             await self._refuse(code, reason)
             return False
+        # One CONNECT of a client id at a time: two at once would both make a session.
+        async with self.endpoint.lock(self.roster.name, client_id):
+            return await self._start_session(connect, client_id, assigned)
+
+    async def _start_session(self, connect: packets.Connect, client_id: str,
+                             assigned: bool) -> bool:
         existing = self.roster.connections.get(client_id)
         if existing is not None and not isinstance(existing, MqttSession):
             await self._refuse(self._identifier_rejected,
@@ -364,6 +397,7 @@ class _Link:
         session.expiry = min(requested, self.service.recovery_timeout)
         session.physical_connection_id = self.physical_connection_id
         session.will = connect.will
+        session.will_publisher = lambda will: self._publish_will(session, will)
         session.initiated_by_client = False
         session.disconnect_packet = None
         session.closing_reason_code = None
@@ -405,6 +439,8 @@ class _Link:
                                     *self.roster.user_groups(user_id)))
             for group in list(groups)[:MAX_GROUPS]:
                 self.roster.join(session, group)
+        # The keep-alive runs from the CONNACK: the upstream may have taken a while.
+        self.last_packet = asyncio.get_running_loop().time()
         return True
 
     def _check(self, connect: packets.Connect, client_id: str) -> tuple[int, str] | None:
@@ -472,23 +508,32 @@ class _Link:
                                   f"More than {RECEIVE_MAXIMUM} unreleased QoS 2 messages")
             return False
         code = self._take(session, publish)
+        if code == QUOTA_EXCEEDED and not self.v5:
+            await self._violation(code, f"More than {MAX_INVOCATIONS} events wait for the "
+                                        "upstream")
+            return False
         if not self.v5:
             code = 0  # MQTT 3.1.1 has no way to refuse a PUBLISH but closing (3.3.5)
+        if publish.qos == 0:
+            return True
+        assert packet_id is not None  # the codec refuses a QoS 1 or 2 PUBLISH without one
         if publish.qos == 1:
-            session.send_packet(packets.PubAck(packet_id or 0, code))
-        elif publish.qos == 2:
+            session.send_packet(packets.PubAck(packet_id, code))
+        else:
             if code < 0x80:
-                session.unreleased.add(packet_id or 0)
-            session.send_packet(packets.PubRec(packet_id or 0, code))
+                session.unreleased.add(packet_id)
+            session.send_packet(packets.PubRec(packet_id, code))
         return True
 
     def _take(self, session: MqttSession, publish: packets.Publish) -> int:
         """Carry out a PUBLISH: its reason code."""
         topic = publish.topic
+        if len(topic) > MAX_NAME_LENGTH:
+            self._trace_error(f"publish to a topic of {len(topic)} characters refused")
+            return TOPIC_NAME_INVALID
         event_name = facts.event_name_of(topic)
         if event_name is not None:
-            self._user_event(session, event_name, publish)
-            return 0
+            return self._user_event(session, event_name, publish)
         if facts.is_reserved_topic(topic):
             self._trace_error(f"publish to {topic[:100]!r} refused: the topic is the service's")
             return TOPIC_NAME_INVALID
@@ -513,17 +558,24 @@ class _Link:
         )
         return 0 if members else NO_MATCHING_SUBSCRIBERS
 
-    def _user_event(self, session: MqttSession, name: str, publish: packets.Publish) -> None:
+    def _user_event(self, session: MqttSession, name: str, publish: packets.Publish) -> int:
         """Send the event upstream in the background, after the session's earlier ones, and
-        publish the reply to the client."""
+        publish the reply to the client; its reason code (QUOTA_EXCEEDED when
+        :data:`MAX_INVOCATIONS` events wait already). The session's end cancels them."""
+        if session.invocations >= MAX_INVOCATIONS:
+            self._trace_error(f"event {name[:100]!r} refused: {MAX_INVOCATIONS} events wait")
+            return QUOTA_EXCEEDED
         previous = session.last_event
 
         async def run() -> None:
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})
-            await self._call(session, name, publish)
+            if not session.ended:
+                await self._call(session, name, publish)
 
-        session.last_event = self.service.spawn(run())
+        task = session.last_event = self.service.spawn(run())
+        session.start_invocation(uuid.uuid4().hex, task)
+        return 0
 
     async def _call(self, session: MqttSession, name: str, publish: packets.Publish) -> None:
         properties = publish.properties
@@ -586,8 +638,11 @@ class _Link:
         self, session: MqttSession, subscription: packets.Subscription, identifier: int | None
     ) -> int:
         topic = subscription.topic_filter
-        failed = SUBACK_FAILURE
-        if "+" in topic or "#" in topic:
+        if not topic or len(topic) > MAX_NAME_LENGTH:
+            code, reason = TOPIC_FILTER_INVALID, (
+                f"a topic filter has 1 to {MAX_NAME_LENGTH} characters"
+            )
+        elif "+" in topic or "#" in topic:
             code, reason = WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED, "wildcards are not supported"
         elif topic.startswith("$share/"):
             code, reason = SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "shared subscriptions are not " \
@@ -597,22 +652,21 @@ class _Link:
         elif not facts.is_reserved_topic(topic) and not self.roster.join(session, topic):
             code, reason = QUOTA_EXCEEDED, f"the session is in {MAX_GROUPS} groups"
         else:
-            granted = min(subscription.qos, 2)
             session.subscriptions[topic] = SubscriptionOptions(
-                granted, subscription.no_local, identifier
+                subscription.qos, subscription.no_local, identifier
             )
-            return granted
+            return subscription.qos
         self._trace_error(f"subscription to {topic[:100]!r} refused: {reason}")
-        return code if self.v5 else failed
+        return code  # MQTT 3.1.1 SUBACK says 0x80 for every failure
 
     def _unsubscribe(self, session: MqttSession, unsubscribe: packets.Unsubscribe) -> None:
         codes = []
         for topic in unsubscribe.topic_filters:
+            if topic in session.groups and not session.can("joinLeaveGroup", topic):
+                codes.append(NOT_AUTHORIZED)  # and the subscription stays as it was
+                continue
             existed = session.subscriptions.pop(topic, None) is not None
             if topic in session.groups:
-                if not session.can("joinLeaveGroup", topic):
-                    codes.append(NOT_AUTHORIZED)
-                    continue
                 self.roster.leave(session, topic)
                 existed = True
             codes.append(0 if existed else NO_SUBSCRIPTION_EXISTED)
@@ -622,7 +676,6 @@ class _Link:
 
     async def _disconnect(self, session: MqttSession, disconnect: packets.Disconnect) -> None:
         """The client ends the network connection; the session goes on if it has an expiry."""
-        self.disconnected = True
         requested = disconnect.properties.session_expiry_interval
         if requested is not None and self.v5:
             if requested and not self.requested_expiry:
@@ -630,13 +683,16 @@ class _Link:
                                       "session expiry when the CONNECT had none")
                 return
             session.expiry = min(float(requested), self.service.recovery_timeout)
+        self.disconnected = True
         session.initiated_by_client = True
         session.disconnect_packet = disconnect
-        if disconnect.reason_code == DISCONNECT_WITH_WILL_MESSAGE:
-            self._publish_will(session)
-        session.will = None
+        if disconnect.reason_code == 0:
+            session.will = None  # only a normal disconnection discards the will (MQTT 5 3.14.4)
+        else:
+            session.release_will()
         await self.writer.close(CLOSE_NORMAL, "")
-        session.detach()  # ends it now when it has no expiry
+        if session.attached_to(self.writer):  # not resumed meanwhile by a new connection
+            session.detach()  # ends it now when it has no expiry
 
     def _lost(self) -> None:
         """The network connection is gone: unless the client said DISCONNECT, its will goes
@@ -647,10 +703,7 @@ class _Link:
         if not self.disconnected:
             session.initiated_by_client = False
             session.disconnect_packet = None
-            if session.will is not None:
-                will = session.will
-                delay = (will.properties.will_delay_interval or 0) if self.v5 else 0
-                session.schedule_will(float(delay), lambda: self._publish_will(session, will))
+            session.release_will()
         session.detach()
         self.service.trace.add(
             "connection", self.roster.name, session.connection_id,
@@ -659,10 +712,8 @@ class _Link:
                else ""),
         )
 
-    def _publish_will(self, session: MqttSession, will: packets.Will | None = None) -> None:
-        will = will or session.will
-        if will is None:
-            return
+    def _publish_will(self, session: MqttSession, will: packets.Will) -> None:
+        """Publish a last will as the session's own PUBLISH to its topic."""
         publish = packets.Publish(will.topic, will.payload, qos=will.qos,
                                   properties=will.properties)
         if facts.is_reserved_topic(will.topic) or not session.can("sendToGroup", will.topic):

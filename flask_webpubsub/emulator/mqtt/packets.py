@@ -204,7 +204,8 @@ class Connect:
     clean_start: bool
     keep_alive: int
     username: str | None = None
-    password: bytes | None = None
+    #: Never shown in a repr: it may be a secret.
+    password: bytes | None = field(default=None, repr=False)
     will: Will | None = None
     properties: Properties = field(default_factory=Properties)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,8 +25,10 @@ from flask_webpubsub.emulator.codec import Codec, Frame, ProtocolViolation
 from flask_webpubsub.emulator.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
+    MAX_PENDING_BYTES,
     MAX_PENDING_MESSAGES,
     Connection,
+    Writer,
 )
 from flask_webpubsub.emulator.messages import DataMessage, Message, Request
 from flask_webpubsub.emulator.payload import Payload
@@ -43,8 +44,6 @@ from .packets import (
     Properties,
     Publish,
 )
-
-logger = logging.getLogger(__name__)
 
 #: What a message's data type is called in an MQTT 5 content type, and back
 #: ("Cross-protocol communication between MQTT clients and Web PubSub clients").
@@ -94,16 +93,6 @@ class SubscriptionOptions:
 DEFAULT_OPTIONS = SubscriptionOptions()
 
 
-@dataclass
-class _InFlight:
-    """A QoS 1 or 2 PUBLISH not yet acknowledged, or (``released``) a QoS 2 one whose PUBREL
-    waits for its PUBCOMP."""
-
-    frame: bytes
-    expires: float | None
-    released: bool = False
-
-
 @dataclass(frozen=True)
 class _Waiting:
     """A message for the client that waits for a free packet id slot or for the client."""
@@ -112,6 +101,16 @@ class _Waiting:
     topic: str
     qos: int
     identifier: int | None
+
+
+@dataclass
+class _InFlight:
+    """A QoS 1 or 2 PUBLISH not yet acknowledged, or (``released``) a QoS 2 one whose PUBREL
+    waits for its PUBCOMP. Sent again, encoded anew, when the client resumes its session."""
+
+    sent: _Waiting
+    size: int
+    released: bool = False
 
 
 class MqttSession(Connection):
@@ -135,8 +134,10 @@ class MqttSession(Connection):
         self.client_receive_maximum = 65535
         #: The largest packet the client takes (MQTT 5), or None.
         self.client_maximum_packet_size: int | None = None
-        #: The last will: published if the network connection ends without a DISCONNECT.
+        #: The current network connection's last will: published when it ends without a
+        #: DISCONNECT that discards it (:meth:`release_will`), through ``will_publisher``.
         self.will: packets.Will | None = None
+        self.will_publisher: Callable[[packets.Will], None] | None = None
         #: The client's QoS 2 packet ids it has not released yet.
         self.unreleased: set[int] = set()
         #: How the session ended, for the ``disconnected`` event.
@@ -145,6 +146,7 @@ class MqttSession(Connection):
         #: The MQTT 5 reason code of the DISCONNECT the service sends when it closes the socket.
         self.closing_reason_code: int | None = None
         self._in_flight: dict[int, _InFlight] = {}
+        self._in_flight_bytes = 0
         self._waiting: deque[_Waiting] = deque()
         self._packet_ids = itertools.cycle(range(1, 65536))
         self._will_timer: asyncio.TimerHandle | None = None
@@ -204,7 +206,12 @@ class MqttSession(Connection):
         self._waiting.append(waiting)
 
     def _has_room(self) -> bool:
-        return len(self._in_flight) < self.client_receive_maximum
+        """Whether another QoS 1 or 2 message may go out: within the client's receive maximum,
+        and within what the service keeps for a client that does not acknowledge."""
+        return (
+            len(self._in_flight) < min(self.client_receive_maximum, MAX_PENDING_MESSAGES)
+            and self._in_flight_bytes < MAX_PENDING_BYTES
+        )
 
     def _send_numbered(self, waiting: _Waiting) -> None:
         frame = self._frame(waiting.message, waiting.topic, waiting.qos, waiting.identifier)
@@ -215,7 +222,8 @@ class MqttSession(Connection):
             packet_id = next(self._packet_ids)
         assert isinstance(frame.data, bytes)  # MQTT frames are binary
         data = packets.set_packet_id(frame.data, packet_id)
-        self._in_flight[packet_id] = _InFlight(data, waiting.message.expires)
+        self._in_flight[packet_id] = _InFlight(waiting, len(data))
+        self._in_flight_bytes += len(data)
         self._write(OutgoingFrame(data), limit=False)
 
     def _pump(self) -> None:
@@ -228,15 +236,17 @@ class MqttSession(Connection):
                 self._send_numbered(waiting)
 
     def _frame(
-        self, message: DataMessage, topic: str, qos: int, identifier: int | None
+        self, message: DataMessage, topic: str, qos: int, identifier: int | None,
+        *, started: bool = False,
     ) -> OutgoingFrame | None:
         """The message's PUBLISH (packet id 1 for QoS 1 and 2, to be replaced), encoded once
-        for every subscriber of the same protocol version and QoS; None when it has expired or
-        is larger than the client takes."""
+        for every subscriber of the same protocol version and QoS; None when it has expired
+        before its delivery ``started`` (which then goes on: MQTT 5 3.3.2.3.3), or is larger
+        than the client takes."""
         expiry: int | None = None
         if message.expires is not None:
             left = message.expires - time.monotonic()
-            if left <= 0:
+            if left <= 0 and not started:
                 return None
             expiry = max(1, round(left))
         cacheable = identifier is None
@@ -273,7 +283,9 @@ class MqttSession(Connection):
 
     def acknowledged(self, packet_id: int) -> None:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is the client's."""
-        if self._in_flight.pop(packet_id, None) is not None:
+        in_flight = self._in_flight.pop(packet_id, None)
+        if in_flight is not None:
+            self._in_flight_bytes -= in_flight.size
             self._pump()
 
     def received(self, packet_id: int, failed: bool) -> None:
@@ -286,8 +298,7 @@ class MqttSession(Connection):
                 self.send_packet(packets.PubRel(packet_id, code))
             return
         if failed:
-            del self._in_flight[packet_id]
-            self._pump()
+            self.acknowledged(packet_id)  # the client refused it: its delivery is over
             return
         in_flight.released = True
         self.send_packet(packets.PubRel(packet_id))
@@ -300,30 +311,59 @@ class MqttSession(Connection):
 
     def attach(self, writer: Any) -> None:
         """A (new) network connection: send again what the client has not acknowledged, with
-        DUP set (MQTT 3.1.1 4.4, 5.0 4.4), then what waited."""
+        DUP set and encoded for the connection's protocol version and limits (MQTT 3.1.1 and
+        5.0 section 4.4), then what waited. A will still waiting for its delay is not sent."""
         self.cancel_will()
         super().attach(writer)
-        now = time.monotonic()
         for packet_id, in_flight in list(self._in_flight.items()):
             if in_flight.released:
                 self.send_packet(packets.PubRel(packet_id))
-            elif in_flight.expires is not None and in_flight.expires <= now:
-                del self._in_flight[packet_id]
-            else:
-                data = packets.set_packet_id(in_flight.frame, packet_id, dup=True)
-                self._write(OutgoingFrame(data), limit=False)
+                continue
+            sent = in_flight.sent
+            frame = self._frame(sent.message, sent.topic, sent.qos, sent.identifier,
+                                started=True)
+            if frame is None:  # larger than the new connection takes
+                self.acknowledged(packet_id)
+                continue
+            assert isinstance(frame.data, bytes)
+            data = packets.set_packet_id(frame.data, packet_id, dup=True)
+            self._write(OutgoingFrame(data), limit=False)
         self._pump()
+
+    def release_will(self, *, now: bool = False) -> None:
+        """The network connection ended without a DISCONNECT that discards its will: publish it
+        after its will delay (MQTT 5), or at once (``now``: the session ends); a client that
+        comes back to the session first cancels it (MQTT 5 3.1.3.2.2)."""
+        will, self.will = self.will, None
+        publisher = self.will_publisher
+        if will is None or publisher is None:
+            return
+        delay = 0 if now or not self._v5 else will.properties.will_delay_interval or 0
+        self.schedule_will(float(delay), lambda: publisher(will))
 
     async def take_over(self) -> None:
         """Another network connection resumes the session: the current one is told so (MQTT 5)
-        and closed."""
+        and closed, and its will released (MQTT 5 3.1.4)."""
         writer = self._writer
         if writer is None:
             return
         if self._v5:
             self.send_packet(packets.Disconnect(SESSION_TAKEN_OVER))
+        self.release_will()
         self._writer = None
         await writer.close(CLOSE_NORMAL, "Session taken over")
+
+    @property
+    def reliable(self) -> bool:
+        """Whether its client may come back to it after a drop: it has a session expiry."""
+        return self.expiry > 0
+
+    def hang(self) -> Writer | None:
+        writer = super().hang()
+        if writer is not None:
+            self.release_will()
+            self._wait_for_recovery()
+        return writer
 
     def _wait_for_recovery(self) -> None:
         if self.expiry <= 0:
@@ -332,9 +372,7 @@ class MqttSession(Connection):
             )
             self._end_later(self, reason, CLOSE_GOING_AWAY)
             return
-        self._expiry = asyncio.get_running_loop().call_later(
-            min(self.expiry, self._recovery_timeout), self._expire
-        )
+        self._expiry = asyncio.get_running_loop().call_later(self.expiry, self._expire)
 
     def _expire(self) -> None:
         self._expiry = None
@@ -363,7 +401,11 @@ class MqttSession(Connection):
         self._will_timer = self._will_publish = None
 
     async def close(self, reason: str | None, code: int) -> None:
-        """End the session: an MQTT 5 client is told why with a DISCONNECT first."""
+        """End the session: an MQTT 5 client is told why with a DISCONNECT first; a connected
+        client's will goes out (the service, not the client, ended its connection), and so does
+        one still waiting for its delay."""
+        if self.attached:
+            self.release_will(now=True)
         if self.attached and self._v5:
             reason_code = self.closing_reason_code
             if reason_code is None:
@@ -373,6 +415,7 @@ class MqttSession(Connection):
             properties = Properties(reason_string=(reason or "")[:200] or None)
             self.send_packet(packets.Disconnect(reason_code, properties))
         self._in_flight.clear()
+        self._in_flight_bytes = 0
         self._waiting.clear()
         will = self._will_publish
         self.cancel_will()
