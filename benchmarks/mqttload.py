@@ -4,6 +4,8 @@ Like the JSON readers of the emulator benchmark, it does what a load generator m
 more: after the WebSocket handshake (checked by :class:`~benchmarks.wsload.LoadClient`) it sends
 a CONNECT, takes the first binary frame as the CONNACK, keeps every later frame with the time
 it arrived, and, when ``acknowledge`` is on, answers each QoS 1 PUBLISH with a PUBACK at once.
+It asks for a keep-alive of 60 seconds, as paho-mqtt and mqtt.js do by default, and sends a
+PINGREQ every 60 seconds (their PINGRESPs are not kept).
 Its packets are built with the emulator's own codec (:mod:`flask_webpubsub.emulator.mqtt.packets`);
 while timed it reads only the bytes a PUBACK needs (fixed header, topic length, packet id),
 and the caller decodes and checks every frame with the same codec afterwards.
@@ -21,6 +23,10 @@ SUBPROTOCOL = "mqtt"
 _BINARY = 0x2
 _PUBLISH_QOS = 0x06
 _PUBACK = bytes((packets.PUBACK << 4, 2))
+_PINGREQ = bytes((packets.PINGREQ << 4, 0))
+_PINGRESP = bytes((packets.PINGRESP << 4, 0))
+#: Seconds: what paho-mqtt and mqtt.js ask for unless told otherwise.
+KEEP_ALIVE = 60
 
 
 def frame(payload: bytes) -> bytes:
@@ -40,10 +46,14 @@ class MqttLoadClient(LoadClient):
     """One MQTT 5 client on its own WebSocket. ``first_frame`` is its CONNACK; ``frames`` holds
     (payload, receipt time) of every binary frame after it."""
 
-    def __init__(self, path: str, host: str, client_id: str, keep_alive: int = 0) -> None:
+    def __init__(
+        self, path: str, host: str, client_id: str, keep_alive: int = KEEP_ALIVE
+    ) -> None:
         super().__init__(path, host, SUBPROTOCOL)
         connect = packets.Connect(packets.MQTT_5, client_id, True, keep_alive)
         self._connect = packets.encode(connect, packets.MQTT_5)
+        self._keep_alive = keep_alive
+        self._pinger: asyncio.TimerHandle | None = None
         #: Answer QoS 1 PUBLISH packets with PUBACK as they arrive.
         self.acknowledge = False
         self.acknowledged = 0
@@ -65,10 +75,26 @@ class MqttLoadClient(LoadClient):
         if opened:  # once: the socket is open, the session starts with CONNECT
             self.connect_sent = time.perf_counter()
             self.send_packet(self._connect)
+            self._ping_later()
         return opened
+
+    def _ping_later(self) -> None:
+        if self._keep_alive:
+            self._pinger = asyncio.get_running_loop().call_later(self._keep_alive, self._ping)
+
+    def _ping(self) -> None:
+        self.send_packet(_PINGREQ)
+        self._ping_later()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+        super().connection_lost(exc)
 
     def _frame(self, opcode: int, payload: bytes, now: float) -> None:
         if opcode == _BINARY and self.first_frame.done():
+            if payload == _PINGRESP:
+                return
             self.frames.append((payload, now))
             if self.acknowledge:
                 self._acknowledge(payload)

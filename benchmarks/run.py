@@ -372,7 +372,8 @@ METHOD = [
     "checked, pings are answered, and after each timed repeat every client is checked to have "
     "received every message once, in order.",
     "- MQTT: the clients are minimal MQTT 5 clients over WebSocket (benchmarks/mqttload.py) on the "
-    "same reader, building and checking packets with the emulator's own MQTT codec; while timed "
+    "same reader, building and checking packets with the emulator's own MQTT codec, with a "
+    "keep-alive of 60 s (paho-mqtt's and mqtt.js's default); while timed "
     "they only store frames and answer each QoS 1 PUBLISH with a PUBACK, and every packet is "
     "decoded and checked afterwards (topic, QoS, packet id, each message once, in order, one "
     "PUBACK per message). Messages are sent through the REST API (send to group, text), so the "
