@@ -97,6 +97,8 @@ logger = logging.getLogger(__name__)
 MAX_PACKET_BYTES = MAX_UPSTREAM_BODY_BYTES
 #: Seconds a socket may stay open without a CONNECT when the hub has no keep-alive interval.
 CONNECT_TIMEOUT = 20.0
+#: A PUBACK's fixed header byte.
+PUBACK_FIRST_BYTE = packets.PUBACK << 4
 
 #: A refusal MQTT 3.1.1 has no CONNACK code for: the connection closes without a CONNACK.
 NO_CONNACK = 0
@@ -195,8 +197,12 @@ class _Link:
         self.disconnected = False
         #: The session expiry its CONNECT asked for (seconds).
         self.requested_expiry = 0.0
-        #: When the client last sent anything (the event loop's clock).
+        #: When the client last sent a packet (the event loop's clock; at first, the socket's
+        #: opening), and the timer that closes a connection silent for too long.
         self.last_packet = asyncio.get_event_loop().time()
+        self._deadline: asyncio.TimerHandle | None = None
+        self.timed_out = False
+        self._task = asyncio.current_task()
 
     @property
     def v5(self) -> bool:
@@ -206,25 +212,27 @@ class _Link:
 
     async def run(self) -> None:
         writer = self.writer
-        writer.serve(asyncio.current_task())
+        task = asyncio.current_task()
+        writer.serve(task)
+        self._arm_deadline()
         try:
             while self.session is None or (
                 not self.session.ended and self.session.attached_to(writer)
             ):
-                writer.receiving = True
-                try:
-                    # The deadline counts MQTT packets only: the service's WebSocket pings and
-                    # their pongs keep the socket alive, not the MQTT session.
-                    received = await asyncio.wait_for(self.ws.receive(), self._timeout())
-                except asyncio.TimeoutError:
+                if self.timed_out:
                     await self._timed_out()
                     break
+                writer.receiving = True
+                try:
+                    received = await self.ws.receive()
                 except asyncio.CancelledError:
-                    if not writer.hung:
+                    if not (writer.hung or self.timed_out):
                         raise
-                    uncancel = getattr(asyncio.current_task(), "uncancel", None)
-                    if uncancel is not None:
+                    uncancel = getattr(task, "uncancel", None)
+                    if uncancel is not None:  # Python 3.11+: this cancel is handled
                         uncancel()
+                    if self.timed_out and not writer.hung:
+                        await self._timed_out()
                     break
                 finally:
                     writer.receiving = False
@@ -240,20 +248,44 @@ class _Link:
                 else:
                     break
         finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
             self._lost()
         if writer.hung:
             await writer.released()
 
-    def _timeout(self) -> float | None:
-        """Seconds left until the client must have sent its next packet (None: no limit)."""
+    def _limit(self) -> float | None:
+        """How long the client may stay silent (None: no limit)."""
         if self.session is None:
-            limit = self.heartbeat or CONNECT_TIMEOUT
-        elif self.keep_alive:
+            return self.heartbeat or CONNECT_TIMEOUT
+        if self.keep_alive:
             # A client silent for one and a half keep-alive intervals is gone (MQTT 3.1.2.10).
-            limit = self.keep_alive * 1.5
-        else:
-            return None
-        return max(0.0, self.last_packet + limit - asyncio.get_running_loop().time())
+            return self.keep_alive * 1.5
+        return None
+
+    def _arm_deadline(self) -> None:
+        """One timer per connection, moved on only when it fires (not with every packet): the
+        deadline counts MQTT packets, which the service's WebSocket pongs are not."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        limit = self._limit()
+        if limit is not None:
+            self._deadline = asyncio.get_running_loop().call_at(
+                self.last_packet + limit, self._deadline_due
+            )
+
+    def _deadline_due(self) -> None:
+        self._deadline = None
+        limit = self._limit()
+        if limit is None:
+            return
+        if asyncio.get_running_loop().time() < self.last_packet + limit:
+            self._arm_deadline()  # a packet came meanwhile
+            return
+        self.timed_out = True
+        if self.writer.receiving and self._task is not None:
+            self._task.cancel()  # stop waiting for a frame; handled in run()
 
     async def _timed_out(self) -> None:
         if self.session is None:
@@ -266,6 +298,16 @@ class _Link:
 
     async def _read(self, data: bytes) -> bool:
         """Handle the packets a frame completes; whether to go on reading."""
+        session = self.session
+        if (len(data) == 4 and data[0] == PUBACK_FIRST_BYTE and data[1] == 2
+                and session is not None and not self.reader.buffered):
+            # The commonest packet, a PUBACK of success alone in its frame, without the
+            # reader: every QoS 1 delivery brings one back.
+            packet_id = data[2] << 8 | data[3]
+            if packet_id:
+                self.last_packet = asyncio.get_running_loop().time()
+                session.acknowledged(packet_id)
+                return True
         try:
             received = self.reader.feed(data)
         except UnsupportedProtocolVersion as exc:
@@ -441,6 +483,7 @@ class _Link:
                 self.roster.join(session, group)
         # The keep-alive runs from the CONNACK: the upstream may have taken a while.
         self.last_packet = asyncio.get_running_loop().time()
+        self._arm_deadline()
         return True
 
     def _check(self, connect: packets.Connect, client_id: str) -> tuple[int, str] | None:
