@@ -1,4 +1,4 @@
-"""MQTT on the emulator, against the emulator's JSON WebSocket clients (issue 15's benchmarks).
+"""MQTT on the emulator, against the emulator's JSON WebSocket clients.
 
 The emulator runs in its own process (``python -m flask_webpubsub.emulator``); the clients are
 minimal WebSocket clients in this process: :mod:`benchmarks.wsload` readers on
