@@ -28,7 +28,7 @@ from flask_webpubsub.core.wire import (
 from . import dispatch
 from .codec import Codec, ProtocolViolation
 from .connection import CLOSE_POLICY, MAX_GROUPS, Connection
-from .handshake import ClientRequest, Refused, accept, offered_subprotocols
+from .handshake import Refused, accept, client_request, offered_subprotocols
 from .json_codec import JSON, RELIABLE_JSON
 from .mqtt import endpoint as mqtt_endpoint
 from .protobuf_codec import PROTOBUF, RELIABLE_PROTOBUF
@@ -79,16 +79,9 @@ class ClientEndpoint:
                 plain = codec_for({name: request.query.getall(name) for name in request.query})
             except InvalidMode as exc:
                 return _text(400, str(exc))
-        token = request.query.get("access_token")
-        authorization = request.headers.get("Authorization", "")
-        if not token and authorization[:7].lower() == "bearer ":
-            token = authorization[7:].strip()
-        client = ClientRequest(
-            hub_name=hub_name,
-            token=token,
-            audience=f"{request.scheme}://{request.host}/client/hubs/{hub_name}",
-            query=list(request.query.items()),
-            headers=list(request.headers.items()),
+        client = client_request(
+            hub_name, "default", origin=f"{request.scheme}://{request.host}",
+            query=list(request.query.items()), headers=list(request.headers.items()),
             subprotocols=offered,
         )
         try:

@@ -22,7 +22,7 @@ from flask_webpubsub.core.service import (
     read_rejection,
     verify_token,
 )
-from flask_webpubsub.core.wire import JSON_CONTENT_TYPE
+from flask_webpubsub.core.wire import JSON_CONTENT_TYPE, client_path
 
 from .service import Service
 from .upstream import UpstreamError
@@ -70,6 +70,35 @@ class ClientRequest:
     headers: Sequence[tuple[str, str]]
     #: The subprotocols it offers, in its order.
     subprotocols: Sequence[str]
+
+
+def client_request(
+    hub_name: str,
+    client_protocol: str,
+    *,
+    origin: str,
+    query: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
+    subprotocols: Sequence[str],
+) -> ClientRequest:
+    """What a client's handshake asks for, at ``origin`` (``scheme://host``) on the client
+    path of ``client_protocol``: its access token is the query's ``access_token``, else a
+    ``Bearer`` Authorization header; its audience is that path's URL."""
+    token = next((value for name, value in query if name == "access_token"), None)
+    if not token:
+        authorization = next(
+            (value for name, value in headers if name.lower() == "authorization"), ""
+        )
+        if authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+    return ClientRequest(
+        hub_name=hub_name,
+        token=token,
+        audience=origin + client_path(hub_name, client_protocol),
+        query=query,
+        headers=headers,
+        subprotocols=subprotocols,
+    )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from flask_webpubsub.emulator.handshake import (
     ClientRequest,
     Refused,
     accept,
+    client_request,
     offered_subprotocols,
     verify,
 )
@@ -135,16 +136,9 @@ class MqttEndpoint:
         if MQTT_SUBPROTOCOL not in offered:
             return _text(400, "An MQTT client must offer the WebSocket subprotocol 'mqtt' "
                               "(MQTT 3.1.1 or 5.0 over WebSocket).")
-        token = request.query.get("access_token")
-        authorization = request.headers.get("Authorization", "")
-        if not token and authorization[:7].lower() == "bearer ":
-            token = authorization[7:].strip()
-        client = ClientRequest(
-            hub_name=hub_name,
-            token=token,
-            audience=f"{request.scheme}://{request.host}{client_path(hub_name, 'mqtt')}",
-            query=list(request.query.items()),
-            headers=list(request.headers.items()),
+        client = client_request(
+            hub_name, "mqtt", origin=f"{request.scheme}://{request.host}",
+            query=list(request.query.items()), headers=list(request.headers.items()),
             subprotocols=offered,
         )
         try:
