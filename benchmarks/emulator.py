@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,46 @@ class EmulatorSettings:
 
 def available() -> bool:
     return importlib.util.find_spec("flask_webpubsub.emulator") is not None
+
+
+def missing() -> str | None:
+    """Why the emulator cannot be measured here (a table's note), or None."""
+    if not available():
+        return "Not measured: flask_webpubsub.emulator does not exist in this tree."
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return "Not measured: the emulator needs aiohttp (the emulator extra)."
+    return None
+
+
+async def send_to_group(
+    http: Any, base: str, group: str, messages: int, clients: Sequence[LoadClient],
+    expected: int,
+) -> list[float]:
+    """``messages`` REST sends (the texts ``0``, ``1``, ...) to ``group``, one after another as
+    each is accepted, then wait until the clients hold ``expected`` frames; when each was
+    sent."""
+    from flask_webpubsub.core.tokens import build_service_token
+
+    path = f"/api/hubs/{HUB}/groups/{group}/:send"
+    sent: list[float] = []
+    for index in range(messages):
+        token = build_service_token(base + path, ACCESS_KEY)
+        sent.append(time.perf_counter())
+        async with http.post(
+            f"{base}{path}?api-version=2024-12-01",
+            data=str(index).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+        ) as response:
+            if response.status != 202:
+                raise RuntimeError(f"send to group answered {response.status}")
+    deadline = time.monotonic() + 60
+    while (received := sum(len(c.frames) for c in clients)) < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{received} of {expected} deliveries arrived")
+        await asyncio.sleep(0.005)
+    return sent
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -187,32 +227,14 @@ async def _fan_out(
 ) -> tuple[float, float]:
     """Time ``settings.repeats`` fan-outs into the table; the share of a core the emulator and
     this process used meanwhile."""
-    from flask_webpubsub.core.tokens import build_service_token
-
-    path = f"/api/hubs/{HUB}/groups/{GROUP}/:send"
     expected = settings.messages * settings.clients
     #: CPU seconds of the emulator and of this process, and wall seconds, while timed.
     emulator_cpu = own_cpu = wall = 0.0
     for _ in range(settings.repeats):
         for client in clients:
             client.frames.clear()
-        sent: list[float] = []
         cpu = (_cpu_seconds(pid), time.process_time(), time.perf_counter())
-        for index in range(settings.messages):
-            token = build_service_token(base + path, ACCESS_KEY)
-            sent.append(time.perf_counter())
-            async with http.post(
-                f"{base}{path}?api-version=2024-12-01",
-                data=str(index).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
-            ) as response:
-                if response.status != 202:
-                    raise RuntimeError(f"send to group answered {response.status}")
-        deadline = time.monotonic() + 60
-        while (received := sum(len(c.frames) for c in clients)) < expected:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{received} of {expected} deliveries arrived")
-            await asyncio.sleep(0.005)
+        sent = await send_to_group(http, base, GROUP, settings.messages, clients, expected)
         emulator_cpu += _cpu_seconds(pid) - cpu[0]
         own_cpu += time.process_time() - cpu[1]
         wall += time.perf_counter() - cpu[2]
@@ -276,13 +298,9 @@ def run(settings: EmulatorSettings) -> Table:
         f"per repeat",
         metrics=[Metric("value", "median (min-max)", "", higher_is_better=True)],
     )
-    if not available():
-        table.notes.append("Not measured: flask_webpubsub.emulator does not exist in this tree.")
-        return table
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        table.notes.append("Not measured: the emulator needs aiohttp (the emulator extra).")
+    reason = missing()
+    if reason is not None:
+        table.notes.append(reason)
         return table
     with _emulator() as (port, process):
         asyncio.run(asyncio.wait_for(_measure(port, process.pid, settings, table), TIME_LIMIT_S))

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.emulator import SUBPROTOCOL as JSON_SUBPROTOCOL
-from benchmarks.emulator import _cpu_seconds, _rss_kb, _server_text, available
+from benchmarks.emulator import _cpu_seconds, _rss_kb, _server_text, missing, send_to_group
 from benchmarks.fixtures import ACCESS_KEY, HUB, PATH
 from benchmarks.mqttload import MqttLoadClient, subscribe_packet
 from benchmarks.mqttload import connect as connect_mqtt
@@ -377,29 +377,11 @@ async def _fan_out(
 ) -> _Sample:
     """``messages`` REST sends to the group, one after another as each is accepted; every
     client is then checked to have received each once, in order."""
-    from flask_webpubsub.core.tokens import build_service_token
-
-    path = f"/api/hubs/{HUB}/groups/{group}/:send"
     expected = messages * len(clients)
     for client in clients:
         client.frames.clear()
-    sent: list[float] = []
     before = (_cpu_seconds(rig.pid), time.process_time(), time.perf_counter())
-    for index in range(messages):
-        token = build_service_token(rig.base + path, ACCESS_KEY)
-        sent.append(time.perf_counter())
-        async with rig.http.post(
-            f"{rig.base}{path}?api-version=2024-12-01",
-            data=str(index).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
-        ) as response:
-            if response.status != 202:
-                raise RuntimeError(f"send to group answered {response.status}")
-    deadline = time.monotonic() + 60
-    while (received := sum(len(c.frames) for c in clients)) < expected:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{received} of {expected} deliveries arrived")
-        await asyncio.sleep(0.005)
+    sent = await send_to_group(rig.http, rig.base, group, messages, clients, expected)
     emulator_cpu = _cpu_seconds(rig.pid) - before[0]
     load.emulator += emulator_cpu
     load.own += time.process_time() - before[1]
@@ -544,13 +526,9 @@ def run(settings: MqttSettings) -> Table:
         f"{settings.messages} REST group messages per repeat, {settings.repeats} repeats",
         metrics=[Metric("value", "median (min-max)", "", higher_is_better=True)],
     )
-    if not available():
-        table.notes.append("Not measured: flask_webpubsub.emulator does not exist in this tree.")
-        return table
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        table.notes.append("Not measured: the emulator needs aiohttp (the emulator extra).")
+    reason = missing()
+    if reason is not None:
+        table.notes.append(reason)
         return table
     asyncio.run(asyncio.wait_for(_measure(settings, table), TIME_LIMIT_S))
     for name, baseline in RATIOS:
