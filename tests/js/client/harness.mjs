@@ -3,27 +3,11 @@
 // one JSON line on stdout per thing worth checking, which the pytest side reads.
 import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from "@azure/web-pubsub-client";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
+import { report, run, sleep, until } from "../scenario.mjs";
+
+export { report, run, sleep, until };
 
 export const HUB = process.env.WPS_HUB ?? "chat";
-
-export function report(kind, fields = {}) {
-  process.stdout.write(JSON.stringify({ kind, ...fields }) + "\n");
-}
-
-export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves when `condition()` is true, polling; rejects after `timeoutMs`. */
-export async function until(condition, what, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(20);
-  }
-}
 
 async function negotiate(user) {
   const response = await fetch(`${process.env.WPS_APP}/negotiate?user=${encodeURIComponent(user)}`);
@@ -70,16 +54,4 @@ export function serviceClient() {
   return new WebPubSubServiceClient(process.env.WPS_CONNECTION_STRING, HUB, {
     allowInsecureConnection: true,
   });
-}
-
-/** Runs a scenario, reports its failure as a `failed` line, and ends the process either way
- * (the clients' timers would keep it alive). */
-export function run(scenario) {
-  scenario().then(
-    () => process.exit(0),
-    (error) => {
-      report("failed", { error: String(error?.stack ?? error) });
-      process.exit(1);
-    },
-  );
 }

@@ -5,28 +5,12 @@
 // done its part (sent through the REST API, dropped a connection...).
 import { createInterface } from "node:readline";
 import mqtt from "mqtt";
+import { report, run, sleep, until } from "../scenario.mjs";
+
+export { report, run, sleep, until };
 
 export const VERSION = Number(process.env.WPS_MQTT_VERSION ?? "5");
 export const V5 = VERSION === 5;
-
-export function report(kind, fields = {}) {
-  process.stdout.write(JSON.stringify({ kind, ...fields }) + "\n");
-}
-
-export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves when `condition()` is true, polling; rejects after `timeoutMs`. */
-export async function until(condition, what, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(10);
-  }
-}
 
 const lines = [];
 const readers = [];
@@ -142,17 +126,6 @@ export async function openConnected(clientId, options) {
 export async function messages(client, count, what = `${count} messages`) {
   await until(() => client.messages.length >= count, `${what} on ${client.options.clientId}`);
   return client.messages;
-}
-
-/** Runs a scenario, reports its failure as a `failed` line, and ends the process either way. */
-export function run(scenario) {
-  scenario().then(
-    () => process.exit(0),
-    (error) => {
-      report("failed", { error: String(error?.stack ?? error) });
-      process.exit(1);
-    },
-  );
 }
 
 /** Subscribes and waits for the SUBACK: its codes (a granted QoS, or a failure code) and the
