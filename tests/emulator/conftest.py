@@ -194,13 +194,16 @@ class Stack:
         )
 
 
-def start_stack(**options: Any) -> Stack:
-    """The app first (so the emulator's abuse-protection check reaches it), then the emulator
-    on the port the app's connection string names."""
+def start_stack(
+    create_app: Callable[[str, Recorded], Flask] = create_chat_app, **options: Any
+) -> Stack:
+    """The app (``create_app(connection_string, recorded)``) first, so the emulator's
+    abuse-protection check reaches it, then the emulator on the port the app's connection string
+    names."""
     recorded = Recorded()
     port = free_port()
     connection_string = f"Endpoint=http://127.0.0.1:{port};AccessKey={KEY};Version=1.0;"
-    app = create_chat_app(connection_string, recorded)
+    app = create_app(connection_string, recorded)
     server = AppServer(app)
     options.setdefault("upstream", f"{server.url}/eventhandler")
     options.setdefault("recovery_timeout", 5.0)

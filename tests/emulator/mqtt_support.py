@@ -32,9 +32,8 @@ from flask_webpubsub import (
     WebPubSub,
 )
 from flask_webpubsub.emulator import EmulatorThread
-from tests.support import PRIMARY_KEY, free_port
 
-from .conftest import AppServer, Recorded
+from .conftest import AppServer, Recorded, start_stack
 
 HUB = "chat"
 ALL_ROLES = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]
@@ -129,25 +128,15 @@ class MqttStack:
 
 @contextmanager
 def mqtt_stack(**options: Any) -> Iterator[MqttStack]:
-    recorded = Recorded()
-    port = free_port()
-    connection_string = f"Endpoint=http://127.0.0.1:{port};AccessKey={PRIMARY_KEY};Version=1.0;"
-    app = create_mqtt_app(connection_string, recorded)
-    server = AppServer(app)
-    options.setdefault("upstream", f"{server.url}/eventhandler")
-    options.setdefault("recovery_timeout", 5.0)
-    emulator = EmulatorThread(port=port, access_key=PRIMARY_KEY, **options)
+    base = start_stack(create_mqtt_app, **options)
+    stack = MqttStack(base.emulator, base.app, base.server, base.recorded)
     try:
-        emulator.start()
-        stack = MqttStack(emulator, app, server, recorded)
-        try:
-            yield stack
-        finally:
-            for client in stack.clients:
-                client.stop()
-            emulator.stop()
+        yield stack
     finally:
-        server.stop()
+        for client in stack.clients:
+            client.stop()
+        stack.emulator.stop()
+        stack.server.stop()
 
 
 @dataclass
